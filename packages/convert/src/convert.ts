@@ -1,0 +1,251 @@
+import { copyFile, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from '@skipgen/core';
+
+import { Checkpoint } from './checkpoint/checkpoint.js';
+import type { ModelConfig } from './checkpoint/model-config.js';
+import { InvalidConfigError } from './errors.js';
+import { buildEmbedGraph } from './graphs/embed-graph.js';
+import { buildHeadGraph } from './graphs/head-graph.js';
+import { buildKvProjectionGraph } from './graphs/kv-projection-graph.js';
+import { attentionKindFor, buildLayerGraph } from './graphs/layer-graph.js';
+import { layerTensorName, type LayerTensors } from './graphs/layer-parts.js';
+import { WeightWriter } from './graphs/weights.js';
+import type { GraphBuilder } from './onnx/graph-builder.js';
+import { StagedDirectory } from './output/staged-directory.js';
+
+/** Weight storage of the emitted graphs. `fp16` halves the files; CPU kernels still compute in float32. */
+export type ConvertDtype = 'fp32' | 'fp16';
+
+/** A step of a running conversion, for progress bars. */
+export interface ConvertProgress {
+  /** Graphs written so far. */
+  completed: number;
+  /** Graphs in all: embedding, one per layer, head. */
+  total: number;
+  /** What was just written, e.g. `layer 3`. */
+  label: string;
+}
+
+export interface ConvertOptions {
+  /** Weight storage; default `fp32`. */
+  dtype?: ConvertDtype;
+  /** Replace an existing skipgen model directory at the output path. */
+  overwrite?: boolean;
+  /** Called after each graph is written. */
+  onProgress?: (progress: ConvertProgress) => void;
+  /** Stops the conversion; the output directory is cleaned up. */
+  signal?: AbortSignal;
+}
+
+export interface ConvertResult {
+  outDir: string;
+  manifest: ModelManifest;
+  bytesWritten: number;
+  /** Weights beyond the float16 range that were clamped (fp16 only). */
+  clampedWeights: number;
+  seconds: number;
+}
+
+/** Graphs larger than this keep their weights in a `.data` file beside the `.onnx`, under protobuf's 2 GiB limit. */
+const EXTERNAL_DATA_THRESHOLD = 1024 ** 3;
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'] as const;
+const CONVERTER = '@skipgen/convert 0.x';
+
+/**
+ * Converts a Hugging Face checkpoint directory (config.json plus safetensors,
+ * single or sharded; F32, F16 or BF16) into a skipgen model directory: one
+ * ONNX graph for the embedding, one per decoder layer (plus its key/value
+ * projection for state propagation), one for the head, and `skipgen.json`.
+ *
+ * The checkpoint is validated completely before anything is written, and a
+ * failure at any point removes what was written.
+ *
+ * @example
+ * ```ts
+ * const { manifest } = await convertCheckpoint('./SmolLM2-135M', './smollm-skipgen', { dtype: 'fp16' });
+ * console.log(manifest.dims.numLayers);
+ * ```
+ */
+export async function convertCheckpoint(hfDir: string, outDir: string, options: ConvertOptions = {}): Promise<ConvertResult> {
+  const started = performance.now();
+  const weights = new WeightWriter(options.dtype === 'fp16' ? 'float16' : 'float32');
+  const checkpoint = await Checkpoint.open(hfDir);
+  let output: StagedDirectory | undefined;
+  try {
+    const generation = await readGenerationConfig(hfDir);
+    const tokenizerFiles = await presentFiles(hfDir, TOKENIZER_FILES);
+    output = await StagedDirectory.create(outDir, { overwrite: options.overwrite ?? false, sourceDir: hfDir });
+    const manifest = await writeGraphs(checkpoint, output, weights, options, generation, tokenizerFiles);
+    for (const file of [...tokenizerFiles, ...(generation ? ['generation_config.json'] : [])]) {
+      await output.write(file, await readFile(join(hfDir, file)));
+    }
+    await output.commit(`${JSON.stringify(manifest, null, 2)}\n`);
+    return {
+      outDir: output.outDir,
+      manifest,
+      bytesWritten: output.bytesWritten,
+      clampedWeights: weights.clamped,
+      seconds: (performance.now() - started) / 1000,
+    };
+  } catch (error) {
+    await output?.abandon();
+    throw error;
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+async function writeGraphs(
+  checkpoint: Checkpoint,
+  output: StagedDirectory,
+  weights: WeightWriter,
+  options: ConvertOptions,
+  generation: GenerationConfig | null,
+  tokenizerFiles: string[],
+): Promise<ModelManifest> {
+  const config = checkpoint.config;
+  const attention = attentionKindFor(config.headDim);
+  const total = config.numLayers + 2;
+  let completed = 0;
+  const emit = async (path: string, graph: GraphBuilder, label: string) => {
+    options.signal?.throwIfAborted();
+    await writeGraph(output, path, graph);
+    if (label) options.onProgress?.({ completed: ++completed, total, label });
+  };
+
+  const embedding = await checkpoint.read('model.embed_tokens.weight');
+  await emit('embed.onnx', buildEmbedGraph(embedding, config.vocabSize, config.hiddenSize, weights), 'embedding');
+  const lmHead = config.tieWordEmbeddings ? embedding : await checkpoint.read('lm_head.weight');
+  const norm = await checkpoint.read('model.norm.weight');
+  await emit('head.onnx', buildHeadGraph(norm, lmHead, config.hiddenSize, config.rmsNormEps, weights), 'head');
+
+  const layers: string[] = [];
+  const kvProjections: string[] = [];
+  for (let layer = 0; layer < config.numLayers; layer++) {
+    const tensors = await readLayer(checkpoint, layer);
+    const id = String(layer).padStart(3, '0');
+    layers.push(`layers/layer-${id}.onnx`);
+    kvProjections.push(`layers/kv-projection-${id}.onnx`);
+    await emit(kvProjections[layer]!, buildKvProjectionGraph(config, tensors, layer, weights), '');
+    await emit(layers[layer]!, buildLayerGraph(config, tensors, layer, weights, attention), `layer ${layer}`);
+  }
+
+  return modelManifestSchema.parse({
+    format: 'skipgen-model',
+    formatVersion: MANIFEST_FORMAT_VERSION,
+    architecture: config.architecture,
+    weightType: weights.storage,
+    dims: {
+      hiddenSize: config.hiddenSize,
+      intermediateSize: config.intermediateSize,
+      numLayers: config.numLayers,
+      numHeads: config.numHeads,
+      numKvHeads: config.numKvHeads,
+      headDim: config.headDim,
+      vocabSize: config.vocabSize,
+      maxPositionEmbeddings: config.maxPositionEmbeddings,
+    },
+    rmsNormEps: config.rmsNormEps,
+    rope: { theta: config.ropeTheta, scaling: config.ropeScaling },
+    attention,
+    graphs: { embed: 'embed.onnx', layers, kvProjections, head: 'head.onnx' },
+    tokenizer: tokenizerFiles.includes('tokenizer.json')
+      ? { json: 'tokenizer.json', config: tokenizerFiles.includes('tokenizer_config.json') ? 'tokenizer_config.json' : null }
+      : null,
+    generation: generationDefaults(config, generation),
+    source: { modelType: config.architecture, dtype: checkpoint.storedType, converter: CONVERTER },
+  });
+}
+
+async function writeGraph(output: StagedDirectory, path: string, graph: GraphBuilder): Promise<void> {
+  if (graph.weightBytes <= EXTERNAL_DATA_THRESHOLD) {
+    await output.write(path, graph.toBytes());
+    return;
+  }
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  const location = `${path.split('/').pop()!}.data`;
+  const model = graph.toBytes({
+    location,
+    append(bytes) {
+      const at = offset;
+      chunks.push(bytes);
+      offset += bytes.byteLength;
+      return at;
+    },
+  });
+  await output.write(`${path}.data`, Buffer.concat(chunks));
+  await output.write(path, model);
+}
+
+async function readLayer(checkpoint: Checkpoint, layer: number): Promise<LayerTensors> {
+  const prefix = layerTensorName(layer, '');
+  const tensors: LayerTensors = new Map();
+  const suffixes = [
+    'input_layernorm.weight', 'post_attention_layernorm.weight',
+    'self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight', 'self_attn.o_proj.weight',
+    'mlp.gate_proj.weight', 'mlp.up_proj.weight', 'mlp.down_proj.weight',
+  ];
+  const c = checkpoint.config;
+  if (c.qkvBias) suffixes.push('self_attn.q_proj.bias', 'self_attn.k_proj.bias', 'self_attn.v_proj.bias');
+  if (c.outputBias) suffixes.push('self_attn.o_proj.bias');
+  if (c.mlpBias) suffixes.push('mlp.gate_proj.bias', 'mlp.up_proj.bias', 'mlp.down_proj.bias');
+  if (c.qkNorm) suffixes.push('self_attn.q_norm.weight', 'self_attn.k_norm.weight');
+  for (const suffix of suffixes) tensors.set(prefix + suffix, await checkpoint.read(prefix + suffix));
+  return tensors;
+}
+
+interface GenerationConfig {
+  bos_token_id?: number | number[] | null;
+  eos_token_id?: number | number[] | null;
+  pad_token_id?: number | number[] | null;
+  do_sample?: boolean;
+  temperature?: number;
+  top_k?: number;
+  top_p?: number;
+  repetition_penalty?: number;
+}
+
+async function readGenerationConfig(dir: string): Promise<GenerationConfig | null> {
+  const path = join(dir, 'generation_config.json');
+  const text = await readFile(path, 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
+    return parsed as GenerationConfig;
+  } catch (error) {
+    throw new InvalidConfigError(path, `is not valid JSON (${(error as Error).message})`);
+  }
+}
+
+function generationDefaults(config: ModelConfig, generation: GenerationConfig | null): ModelManifest['generation'] {
+  const ids = (v: number | number[] | null | undefined): number[] | null => (v === null || v === undefined ? null : Array.isArray(v) ? v : [v]);
+  const valid = (n: unknown, ok: (x: number) => boolean) => (typeof n === 'number' && ok(n) ? n : undefined);
+  const g = generation ?? {};
+  const defaults: ModelManifest['generation'] = {
+    bosTokenId: ids(g.bos_token_id)?.[0] ?? config.bosTokenId,
+    eosTokenIds: ids(g.eos_token_id) ?? config.eosTokenIds,
+    padTokenId: ids(g.pad_token_id)?.[0] ?? config.padTokenId,
+  };
+  if (typeof g.do_sample === 'boolean') defaults.doSample = g.do_sample;
+  const temperature = valid(g.temperature, (x) => x >= 0);
+  if (temperature !== undefined) defaults.temperature = temperature;
+  const topK = valid(g.top_k, (x) => Number.isInteger(x) && x >= 0);
+  if (topK !== undefined) defaults.topK = topK;
+  const topP = valid(g.top_p, (x) => x > 0 && x <= 1);
+  if (topP !== undefined) defaults.topP = topP;
+  const penalty = valid(g.repetition_penalty, (x) => x > 0);
+  if (penalty !== undefined) defaults.repetitionPenalty = penalty;
+  return defaults;
+}
+
+async function presentFiles(dir: string, names: readonly string[]): Promise<string[]> {
+  const present: string[] = [];
+  for (const name of names) {
+    if (await stat(join(dir, name)).then((s) => s.isFile(), () => false)) present.push(name);
+  }
+  return present;
+}

@@ -1,0 +1,91 @@
+/**
+ * Every failure of a conversion is one of these classes, so callers can tell a
+ * bad checkpoint from a bad output location without parsing messages. Each
+ * message says what is wrong, where, and what to do about it.
+ */
+export class ConvertError extends Error {
+  override readonly name: string = 'ConvertError';
+}
+
+/** The checkpoint directory or one of its files does not exist or cannot be read. */
+export class CheckpointNotFoundError extends ConvertError {
+  override readonly name = 'CheckpointNotFoundError';
+  constructor(readonly path: string, detail: string) {
+    super(`${path}: ${detail}`);
+  }
+}
+
+/** `config.json` names an architecture skipgen cannot convert. */
+export class UnsupportedArchitectureError extends ConvertError {
+  override readonly name = 'UnsupportedArchitectureError';
+  constructor(readonly modelType: string) {
+    super(
+      `config.json has model_type '${modelType}', which skipgen cannot convert. ` +
+        `Supported: 'llama' (Llama 2, Llama 3.x with llama3 rope scaling, SmolLM, TinyLlama), ` +
+        `'qwen2' (Qwen2, Qwen2.5) and 'qwen3' (Qwen3 dense).`,
+    );
+  }
+}
+
+/** `config.json` is malformed or uses a feature the converter does not support. */
+export class InvalidConfigError extends ConvertError {
+  override readonly name = 'InvalidConfigError';
+  constructor(readonly file: string, detail: string) {
+    super(`${file}: ${detail}`);
+  }
+}
+
+/** A safetensors file is truncated, malformed or malicious. */
+export class SafetensorsFormatError extends ConvertError {
+  override readonly name = 'SafetensorsFormatError';
+  constructor(readonly file: string, detail: string) {
+    super(`${file}: not a valid safetensors file: ${detail}`);
+  }
+}
+
+/** `model.safetensors.index.json` is malformed or points outside the checkpoint directory. */
+export class ShardIndexError extends ConvertError {
+  override readonly name = 'ShardIndexError';
+  constructor(readonly file: string, detail: string) {
+    super(`${file}: ${detail}`);
+  }
+}
+
+/** A tensor the architecture needs is absent from the checkpoint. */
+export class MissingTensorError extends ConvertError {
+  override readonly name = 'MissingTensorError';
+  constructor(readonly tensor: string, readonly checkpoint: string) {
+    super(`tensor '${tensor}' is missing from ${checkpoint}; the checkpoint does not match its config.json`);
+  }
+}
+
+/** A tensor has a shape that does not match `config.json`. */
+export class TensorShapeError extends ConvertError {
+  override readonly name = 'TensorShapeError';
+  constructor(
+    readonly tensor: string,
+    readonly expected: readonly number[],
+    readonly actual: readonly number[],
+  ) {
+    super(
+      `tensor '${tensor}' has shape [${actual.join(', ')}] but config.json implies [${expected.join(', ')}]; ` +
+        `the checkpoint does not match its config.json`,
+    );
+  }
+}
+
+/** A tensor is stored in an element type the converter does not read. */
+export class UnsupportedTensorTypeError extends ConvertError {
+  override readonly name = 'UnsupportedTensorTypeError';
+  constructor(readonly tensor: string, readonly file: string, readonly dtype: string) {
+    super(`${file}: tensor '${tensor}' is stored as ${dtype}; skipgen reads F32, F16 and BF16 weights`);
+  }
+}
+
+/** The output directory cannot be used. */
+export class OutputDirectoryError extends ConvertError {
+  override readonly name = 'OutputDirectoryError';
+  constructor(readonly path: string, detail: string) {
+    super(`${path}: ${detail}`);
+  }
+}

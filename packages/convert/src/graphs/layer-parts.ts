@@ -1,0 +1,103 @@
+import { GRAPH_IO } from '@skipgen/core';
+
+import type { ModelConfig } from '../checkpoint/model-config.js';
+import type { GraphBuilder } from '../onnx/graph-builder.js';
+import { concatenate, stackTransposed, type WeightWriter } from './weights.js';
+
+/** The tensors of one decoder layer, read from the checkpoint as float32. */
+export type LayerTensors = Map<string, Float32Array>;
+
+/** Hugging Face tensor name of a layer's parameter. */
+export function layerTensorName(layer: number, suffix: string): string {
+  return `model.layers.${layer}.${suffix}`;
+}
+
+/** RMSNorm as HF's LlamaRMSNorm computes it; ONNX Runtime's kernel accumulates in float32. */
+export function rmsNorm(graph: GraphBuilder, x: string, weight: string, eps: number): string {
+  return graph.op('SimplifiedLayerNormalization', [x, weight], { axis: -1, epsilon: { float: eps } });
+}
+
+/** The graph inputs shared by the layer and KV-projection graphs. */
+export interface PositionInputs {
+  positionIds: string;
+  cos: string;
+  sin: string;
+}
+
+export function declarePositionInputs(graph: GraphBuilder, halfRotary: number): PositionInputs {
+  const io = GRAPH_IO.layer;
+  return {
+    positionIds: graph.input(io.positionIds, 'int64', ['batch', 'sequence']),
+    cos: graph.input(io.cosCache, 'float32', ['positions', halfRotary]),
+    sin: graph.input(io.sinCache, 'float32', ['positions', halfRotary]),
+  };
+}
+
+/** Non-interleaved ("rotate_half") RoPE on [B, S, heads × D], positions read from the table by id. */
+export function rope(graph: GraphBuilder, x: string, heads: number, position: PositionInputs): string {
+  return graph.op('RotaryEmbedding', [x, position.positionIds, position.cos, position.sin], { num_heads: heads, interleaved: 0 }, 'com.microsoft');
+}
+
+/** Qwen3's per-head RMSNorm over the head dimension, applied before RoPE. */
+export function headNorm(graph: GraphBuilder, x: string, heads: number, headDim: number, weight: string, eps: number): string {
+  const split = graph.op('Reshape', [x, graph.int64('heads_shape', [0, 0, heads, headDim])]);
+  const normed = rmsNorm(graph, split, weight, eps);
+  return graph.op('Reshape', [normed, graph.int64('flat_shape', [0, 0, heads * headDim])]);
+}
+
+/**
+ * A linear layer over stacked projections: one MatMul for several outputs that
+ * read the same input (fewer, larger kernels per step), then a Split.
+ */
+export function stackedProjection(
+  graph: GraphBuilder,
+  weights: WeightWriter,
+  x: string,
+  name: string,
+  parts: readonly { weight: Float32Array; bias?: Float32Array | undefined }[],
+  inFeatures: number,
+): string[] {
+  const { data, dims } = stackTransposed(parts.map((p) => p.weight), inFeatures);
+  let y = graph.op('MatMul', [x, weights.add(graph, `${name}.weight`, data, dims)]);
+  if (parts.every((p) => p.bias)) {
+    const bias = concatenate(parts.map((p) => p.bias!));
+    y = graph.op('Add', [y, weights.add(graph, `${name}.bias`, bias, [bias.length])]);
+  }
+  if (parts.length === 1) return [y];
+  const sizes = parts.map((p) => p.weight.length / inFeatures);
+  return graph.node('Split', [y, graph.int64(`${name}_split`, sizes)], { outputCount: parts.length, attributes: { axis: -1 } });
+}
+
+/** Projects the normed hidden state to rotated keys and values, [B, S, Hkv × D] each. */
+export function keysAndValues(
+  graph: GraphBuilder,
+  weights: WeightWriter,
+  config: ModelConfig,
+  tensors: LayerTensors,
+  layer: number,
+  normed: string,
+  position: PositionInputs,
+  withQuery: boolean,
+): { query?: string; key: string; value: string } {
+  const t = (suffix: string) => tensors.get(layerTensorName(layer, suffix));
+  const part = (proj: 'q' | 'k' | 'v') => ({ weight: t(`self_attn.${proj}_proj.weight`)!, bias: config.qkvBias ? t(`self_attn.${proj}_proj.bias`) : undefined });
+  const projections = withQuery ? [part('q'), part('k'), part('v')] : [part('k'), part('v')];
+  const outputs = stackedProjection(graph, weights, normed, withQuery ? 'qkv_proj' : 'kv_proj', projections, config.hiddenSize);
+  let [query, key, value] = withQuery ? outputs : [undefined, outputs[0], outputs[1]];
+  if (config.qkNorm) {
+    const eps = config.rmsNormEps;
+    if (query) query = headNorm(graph, query, config.numHeads, config.headDim, weights.add(graph, 'q_norm.weight', t('self_attn.q_norm.weight')!, [config.headDim]), eps);
+    key = headNorm(graph, key!, config.numKvHeads, config.headDim, weights.add(graph, 'k_norm.weight', t('self_attn.k_norm.weight')!, [config.headDim]), eps);
+  }
+  return {
+    ...(query ? { query: rope(graph, query, config.numHeads, position) } : {}),
+    key: rope(graph, key!, config.numKvHeads, position),
+    value: value!,
+  };
+}
+
+/** [B, S, heads × D] → [B, heads, S, D], the cache layout. */
+export function toHeadMajor(graph: GraphBuilder, x: string, heads: number, headDim: number): string {
+  const split = graph.op('Reshape', [x, graph.int64('bshd_shape', [0, 0, heads, headDim])]);
+  return graph.op('Transpose', [split], { perm: [0, 2, 1, 3] });
+}

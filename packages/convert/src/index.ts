@@ -1,0 +1,14 @@
+export { convertCheckpoint, type ConvertDtype, type ConvertOptions, type ConvertProgress, type ConvertResult } from './convert.js';
+export { parseModelConfig, type Architecture, type ModelConfig } from './checkpoint/model-config.js';
+export {
+  CheckpointNotFoundError,
+  ConvertError,
+  InvalidConfigError,
+  MissingTensorError,
+  OutputDirectoryError,
+  SafetensorsFormatError,
+  ShardIndexError,
+  TensorShapeError,
+  UnsupportedArchitectureError,
+  UnsupportedTensorTypeError,
+} from './errors.js';
