@@ -1,2 +1,48 @@
+export { loadModel, readManifest, type LoadModelOptions } from './model/load-model.js';
+export { Model } from './model/model.js';
 export { MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from './model/manifest.js';
 export { GRAPH_IO } from './model/graph-io.js';
+export { inverseFrequencies, rotaryTables } from './model/rope.js';
+
+export { Engine, type DecodeRow, type EngineCounters } from './engine/engine.js';
+export { Sequence, type SequenceCounters } from './engine/sequence.js';
+
+export type { KvCache, KvCacheFactory, KvCacheLayout, KvCacheMemory, KvSlot } from './cache/kv-cache.js';
+export type {
+  BoundSkipPolicy,
+  LayerSelection,
+  PolicyModelInfo,
+  PolicyRow,
+  PolicyStep,
+  ProbeResult,
+  SkipPolicy,
+} from './policy/skip-policy.js';
+export { fullDepth } from './policy/full-depth.js';
+
+export type {
+  FinishReason,
+  GenerateOptions,
+  GenerateResult,
+  GenerationStats,
+  GenerationStream,
+  Prompt,
+  TokenEvent,
+} from './generation/generation-types.js';
+export { createSampler, argmax, type Sampler, type SamplingOptions } from './sampling/sampler.js';
+export { SeededRandom } from './sampling/seeded-random.js';
+export { IncrementalDecoder } from './tokenizer/incremental-decoder.js';
+export { TextTokenizer } from './tokenizer/text-tokenizer.js';
+export { StopStringMatcher } from './generation/stop-strings.js';
+export { openOnDevice, type Device, type DeviceChoice } from './runtime/execution-provider.js';
+
+export {
+  CudaUnavailableError,
+  InvalidRequestError,
+  KvCacheCapacityError,
+  KvCacheFullError,
+  ModelDirectoryError,
+  ModelGraphError,
+  SkipPolicyError,
+  SkipgenError,
+  TokenizerMissingError,
+} from './errors.js';

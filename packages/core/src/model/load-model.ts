@@ -1,0 +1,88 @@
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+
+import type { KvCacheFactory } from '../cache/kv-cache.js';
+import { Engine } from '../engine/engine.js';
+import { ModelGraphs } from '../engine/model-graphs.js';
+import { InvalidRequestError, ModelDirectoryError } from '../errors.js';
+import type { Device } from '../runtime/execution-provider.js';
+import { TextTokenizer } from '../tokenizer/text-tokenizer.js';
+import { MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from './manifest.js';
+import { Model } from './model.js';
+
+/** Options of {@link loadModel}. */
+export interface LoadModelOptions {
+  /** The KV cache, e.g. `kvCache({ maxSequences: 4 })` from @skipgen/kv-cache. */
+  kvCache: KvCacheFactory;
+  /** Execution provider: `cpu` (default), `cuda`, or `auto` (CUDA when it loads, else CPU). */
+  device?: Device;
+  /** Intra-op threads per ONNX Runtime session; default one per core. */
+  threads?: number;
+  /** Prompt tokens per prefill step; longer prompts run in chunks. Default 256. */
+  prefillChunkTokens?: number;
+}
+
+const DEFAULT_PREFILL_CHUNK = 256;
+
+/**
+ * Loads a model directory written by `skipgen convert`: validates its
+ * manifest, opens its graphs on the chosen device, allocates the KV cache and
+ * loads the tokenizer when there is one.
+ *
+ * @example
+ * ```ts
+ * import { loadModel } from '@skipgen/core';
+ * import { kvCache } from '@skipgen/kv-cache';
+ *
+ * const model = await loadModel('./smollm2-skipgen', { kvCache: kvCache() });
+ * const { text } = await model.generate('The capital of France is', { maxNewTokens: 16 });
+ * ```
+ */
+export async function loadModel(dir: string, options: LoadModelOptions): Promise<Model> {
+  if (options?.kvCache?.specificationVersion !== 'v1') {
+    throw new InvalidRequestError('kvCache', "is required: pass kvCache() from '@skipgen/kv-cache' (a cache implementing KvCache v1)");
+  }
+  const prefillChunkTokens = options.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK;
+  if (!Number.isInteger(prefillChunkTokens) || prefillChunkTokens < 1) {
+    throw new InvalidRequestError('prefillChunkTokens', `must be a positive integer, got ${prefillChunkTokens}`);
+  }
+  const root = resolve(dir);
+  const manifest = await readManifest(root);
+  const tokenizer = manifest.tokenizer ? await TextTokenizer.load(root, manifest.tokenizer) : null;
+  const { dims } = manifest;
+  const cache = options.kvCache.create({
+    numLayers: dims.numLayers,
+    numKvHeads: dims.numKvHeads,
+    headDim: dims.headDim,
+    maxPositionEmbeddings: dims.maxPositionEmbeddings,
+  });
+  const graphs = await ModelGraphs.open(root, manifest, options.device ?? 'cpu', options.threads);
+  return new Model(root, manifest, graphs.choice, tokenizer, new Engine(graphs, manifest, cache), graphs, prefillChunkTokens);
+}
+
+/** Reads and validates `skipgen.json`. */
+export async function readManifest(dir: string): Promise<ModelManifest> {
+  const path = join(dir, MANIFEST_FILE_NAME);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new ModelDirectoryError(dir, `is not a skipgen model directory (no ${MANIFEST_FILE_NAME}); convert a Hugging Face checkpoint with 'skipgen convert <hf-dir> <out-dir>'`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ModelDirectoryError(path, `is not valid JSON (${(error as Error).message})`);
+  }
+  const version = (json as { formatVersion?: unknown } | null)?.formatVersion;
+  if (typeof version === 'number' && version !== MANIFEST_FORMAT_VERSION) {
+    throw new ModelDirectoryError(path, `has format version ${version}; this @skipgen/core reads version ${MANIFEST_FORMAT_VERSION}. Convert the checkpoint again with a matching @skipgen/convert`);
+  }
+  const parsed = modelManifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ModelDirectoryError(path, `is not a valid skipgen manifest: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,168 @@
+import type { KvCache } from '../cache/kv-cache.js';
+import type { Engine } from '../engine/engine.js';
+import type { ModelGraphs } from '../engine/model-graphs.js';
+import { InvalidRequestError, TokenizerMissingError } from '../errors.js';
+import type { GenerateOptions, GenerateResult, GenerationStream, Prompt, TokenEvent } from '../generation/generation-types.js';
+import { resolveGeneration } from '../generation/resolve-options.js';
+import { runGeneration } from '../generation/run-generation.js';
+import { fullDepth } from '../policy/full-depth.js';
+import type { BoundSkipPolicy, SkipPolicy } from '../policy/skip-policy.js';
+import type { DeviceChoice } from '../runtime/execution-provider.js';
+import type { TextTokenizer } from '../tokenizer/text-tokenizer.js';
+import type { ModelManifest } from './manifest.js';
+
+/**
+ * A loaded model: its graphs on a device, its KV cache, its tokenizer if it
+ * has one, and the generation API. Create one with `loadModel`.
+ */
+export class Model {
+  private readonly bound = new WeakMap<SkipPolicy, BoundSkipPolicy>();
+  private readonly defaultPolicy: SkipPolicy = fullDepth();
+
+  /** @internal Use `loadModel`. */
+  constructor(
+    /** The model directory. */
+    readonly dir: string,
+    readonly manifest: ModelManifest,
+    /** The execution provider the graphs run on, and why it was chosen. */
+    readonly device: DeviceChoice,
+    readonly tokenizer: TextTokenizer | null,
+    /** The step-level engine, for schedulers such as @skipgen/batching. */
+    readonly engine: Engine,
+    private readonly graphs: ModelGraphs,
+    private readonly prefillChunkTokens: number,
+  ) {}
+
+  get cache(): KvCache {
+    return this.engine.cache;
+  }
+
+  /**
+   * Generates a continuation of `prompt` and resolves when it is finished.
+   *
+   * @example
+   * ```ts
+   * const { text, stats } = await model.generate('Once upon a time', { maxNewTokens: 32 });
+   * ```
+   */
+  async generate(prompt: Prompt, options: GenerateOptions = {}): Promise<GenerateResult> {
+    const tokens = this.start(prompt, options);
+    for (;;) {
+      const next = await tokens.next();
+      if (next.done) return next.value;
+    }
+  }
+
+  /**
+   * Generates token by token; text arrives decoded incrementally, never
+   * splitting a multi-byte character. Leaving the loop early frees the sequence.
+   *
+   * @example
+   * ```ts
+   * const stream = model.stream('Once upon a time', { maxNewTokens: 32 });
+   * for await (const token of stream) process.stdout.write(token.text);
+   * const { stats } = await stream.result;
+   * ```
+   */
+  stream(prompt: Prompt, options: GenerateOptions = {}): GenerationStream {
+    const tokens = this.start(prompt, options);
+    let settle!: { resolve: (r: GenerateResult) => void; reject: (e: unknown) => void };
+    const result = new Promise<GenerateResult>((resolve, reject) => (settle = { resolve, reject }));
+    // Callers that only iterate must not see an unhandled rejection.
+    result.catch(() => undefined);
+    async function* events(): AsyncGenerator<TokenEvent, void> {
+      try {
+        for (;;) {
+          const next = await tokens.next();
+          if (next.done) return settle.resolve(next.value);
+          yield next.value;
+        }
+      } catch (error) {
+        settle.reject(error);
+        throw error;
+      } finally {
+        await tokens.return(undefined as never);
+        settle.reject(new InvalidRequestError('stream', 'iteration stopped before the generation finished'));
+      }
+    }
+    const iterator = events();
+    return { result, [Symbol.asyncIterator]: () => iterator };
+  }
+
+  /** Token ids of `text`. Throws `TokenizerMissingError` for a model without a tokenizer. */
+  encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
+    if (!this.tokenizer) throw new TokenizerMissingError(this.dir);
+    return this.tokenizer.encode(text, options);
+  }
+
+  /** Text of token ids (special tokens skipped). Throws `TokenizerMissingError` without a tokenizer. */
+  decode(ids: readonly number[]): string {
+    if (!this.tokenizer) throw new TokenizerMissingError(this.dir);
+    return this.tokenizer.decode(ids);
+  }
+
+  /**
+   * Logits for every position of `ids` in one full-depth pass
+   * (`[ids.length][vocab]`), without touching any other sequence.
+   */
+  async logits(ids: readonly number[]): Promise<Float32Array[]> {
+    const sequence = this.engine.open(ids.length, this.bindPolicy(this.defaultPolicy));
+    try {
+      const all = await this.engine.prefill(sequence, ids, { allLogits: true });
+      const vocab = this.manifest.dims.vocabSize;
+      return ids.map((_, i) => all.slice(i * vocab, (i + 1) * vocab));
+    } finally {
+      this.engine.close(sequence);
+    }
+  }
+
+  /** Binds a policy to this model, validating its options once per policy object. */
+  bindPolicy(policy: SkipPolicy): BoundSkipPolicy {
+    let bound = this.bound.get(policy);
+    if (!bound) {
+      if (policy?.specificationVersion !== 'v1') {
+        throw new InvalidRequestError('policy', `implements specificationVersion ${String(policy?.specificationVersion)}; this @skipgen/core reads v1`);
+      }
+      bound = policy.bind({ numLayers: this.manifest.dims.numLayers });
+      this.bound.set(policy, bound);
+    }
+    return bound;
+  }
+
+  /** Releases the ONNX Runtime sessions. The model cannot be used afterwards. */
+  async dispose(): Promise<void> {
+    await this.graphs.release();
+  }
+
+  private start(prompt: Prompt, options: GenerateOptions): AsyncGenerator<TokenEvent, GenerateResult> {
+    const promptIds = this.promptIds(prompt, options);
+    const settings = resolveGeneration(options, this.manifest, this.tokenizer !== null);
+    const policy = this.bindPolicy(options.policy ?? this.defaultPolicy);
+    this.engine.cache.assertFits(promptIds.length + settings.maxNewTokens);
+    return runGeneration(
+      { engine: this.engine, tokenizer: this.tokenizer, device: this.device.device, prefillChunkTokens: this.prefillChunkTokens },
+      promptIds,
+      settings,
+      policy,
+      options.signal,
+    );
+  }
+
+  private promptIds(prompt: Prompt, options: GenerateOptions): number[] {
+    if (typeof prompt === 'string') {
+      const ids = this.encode(prompt, { addSpecialTokens: options.addSpecialTokens ?? true });
+      if (ids.length === 0) throw new InvalidRequestError('prompt', 'encodes to no tokens; give some text or prompt ids');
+      return ids;
+    }
+    if (!Array.isArray(prompt) || prompt.length === 0) {
+      throw new InvalidRequestError('prompt', 'must be a non-empty string or a non-empty list of token ids');
+    }
+    const vocab = this.manifest.dims.vocabSize;
+    for (const id of prompt) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+        throw new InvalidRequestError('prompt', `${String(id)} is not a token id of this model (0 ..< ${vocab})`);
+      }
+    }
+    return [...(prompt as readonly number[])];
+  }
+}

@@ -1,0 +1,165 @@
+import { InvalidRequestError, KvCacheCapacityError, type KvCache, type KvCacheLayout, type KvCacheMemory, type KvSlot } from '@skipgen/core';
+
+class Slot implements KvSlot {
+  length = 0;
+  reserved = 0;
+  inUse = false;
+  constructor(public index: number) {}
+}
+
+const BYTES_PER_FLOAT = 4;
+
+/**
+ * Key/value storage preallocated once, `[slots, kvHeads, slotLength, headDim]`
+ * per layer for keys and again for values. Sequences own slots; the engine
+ * binds a run of consecutive slots as a batch, and {@link arrange} makes a
+ * batch consecutive by swapping slots, copying only the tokens they hold.
+ * Nothing is allocated after construction.
+ */
+export class SlotKvCache implements KvCache {
+  readonly specificationVersion = 'v1' as const;
+  private readonly keys: Float32Array[];
+  private readonly values: Float32Array[];
+  private readonly slots: Slot[];
+  private readonly slotFloats: number;
+  private readonly scratch: Float32Array;
+  private peak = 0;
+  private inUseTokens = 0;
+
+  constructor(
+    private readonly layout: KvCacheLayout,
+    readonly maxSequences: number,
+    readonly slotLength: number,
+    private readonly maxTokens: number,
+  ) {
+    this.slotFloats = layout.numKvHeads * slotLength * layout.headDim;
+    const layerFloats = maxSequences * this.slotFloats;
+    this.keys = Array.from({ length: layout.numLayers }, () => new Float32Array(layerFloats));
+    this.values = Array.from({ length: layout.numLayers }, () => new Float32Array(layerFloats));
+    this.slots = Array.from({ length: maxSequences }, (_, i) => new Slot(i));
+    this.scratch = new Float32Array(this.slotFloats);
+  }
+
+  get freeSlots(): number {
+    return this.slots.reduce((n, s) => n + (s.inUse ? 0 : 1), 0);
+  }
+
+  get memory(): KvCacheMemory {
+    const bytesPerToken = this.layout.numLayers * 2 * this.layout.numKvHeads * this.layout.headDim * BYTES_PER_FLOAT;
+    return {
+      bytesPerToken,
+      bytesAllocated: bytesPerToken * this.maxSequences * this.slotLength,
+      bytesInUse: bytesPerToken * this.inUseTokens,
+      peakBytesInUse: bytesPerToken * this.peak,
+    };
+  }
+
+  assertFits(tokens: number): void {
+    if (tokens <= this.slotLength) return;
+    throw new KvCacheCapacityError(
+      tokens,
+      this.slotLength,
+      `a sequence of ${tokens} tokens does not fit: each of the ${this.maxSequences} slots of this ` +
+        `${this.maxTokens}-token cache holds ${this.slotLength} tokens` +
+        (this.slotLength === this.layout.maxPositionEmbeddings
+          ? ` (the model's limit); shorten the prompt or maxNewTokens`
+          : `; raise kvCache({ maxTokens }), lower maxSequences, or shorten the prompt or maxNewTokens`),
+    );
+  }
+
+  allocate(tokens: number): KvSlot | null {
+    this.assertFits(tokens);
+    const slot = this.slots.find((s) => !s.inUse);
+    if (!slot) return null;
+    slot.inUse = true;
+    slot.length = 0;
+    slot.reserved = tokens;
+    return slot;
+  }
+
+  release(handle: KvSlot): void {
+    const slot = this.own(handle);
+    if (!slot.inUse) return;
+    this.inUseTokens -= slot.length;
+    slot.inUse = false;
+    slot.length = 0;
+    slot.reserved = 0;
+  }
+
+  advance(handle: KvSlot, count: number): void {
+    const slot = this.own(handle);
+    if (slot.length + count > slot.reserved) {
+      throw new InvalidRequestError('tokens', `a slot reserved for ${slot.reserved} tokens cannot hold ${slot.length + count}`);
+    }
+    slot.length += count;
+    this.inUseTokens += count;
+    this.peak = Math.max(this.peak, this.inUseTokens);
+  }
+
+  truncate(handle: KvSlot, length: number): void {
+    const slot = this.own(handle);
+    if (length < slot.length) {
+      this.inUseTokens -= slot.length - length;
+      slot.length = length;
+    }
+  }
+
+  arrange(handles: readonly KvSlot[]): void {
+    handles.forEach((handle, target) => {
+      const slot = this.own(handle);
+      if (slot.index === target) return;
+      const occupant = this.slots.find((s) => s.index === target)!;
+      this.swap(slot, occupant);
+    });
+  }
+
+  view(layer: number, first: number, count: number): { key: Float32Array; value: Float32Array } {
+    const begin = first * this.slotFloats;
+    const end = (first + count) * this.slotFloats;
+    return { key: this.keys[layer]!.subarray(begin, end), value: this.values[layer]!.subarray(begin, end) };
+  }
+
+  write(layer: number, handle: KvSlot, position: number, tokens: number, key: Float32Array, value: Float32Array): void {
+    const slot = this.own(handle);
+    if (position + tokens > this.slotLength) {
+      throw new InvalidRequestError('position', `tokens ${position} ..< ${position + tokens} are beyond the ${this.slotLength}-token slot`);
+    }
+    const { numKvHeads, headDim } = this.layout;
+    const base = slot.index * this.slotFloats;
+    const span = tokens * headDim;
+    for (let h = 0; h < numKvHeads; h++) {
+      const at = base + (h * this.slotLength + position) * headDim;
+      this.keys[layer]!.set(key.subarray(h * span, (h + 1) * span), at);
+      this.values[layer]!.set(value.subarray(h * span, (h + 1) * span), at);
+    }
+  }
+
+  /** Exchanges the storage of two slots; only stored tokens are copied. */
+  private swap(a: Slot, b: Slot): void {
+    const { numKvHeads, headDim } = this.layout;
+    const rowFloats = this.slotLength * headDim;
+    for (const buffers of [this.keys, this.values]) {
+      for (const buffer of buffers) {
+        const baseA = a.index * this.slotFloats;
+        const baseB = b.index * this.slotFloats;
+        for (let h = 0; h < numKvHeads; h++) {
+          const offA = baseA + h * rowFloats;
+          const offB = baseB + h * rowFloats;
+          const lenA = a.length * headDim;
+          const lenB = b.length * headDim;
+          this.scratch.set(buffer.subarray(offA, offA + lenA));
+          buffer.copyWithin(offA, offB, offB + lenB);
+          buffer.set(this.scratch.subarray(0, lenA), offB);
+        }
+      }
+    }
+    [a.index, b.index] = [b.index, a.index];
+  }
+
+  private own(handle: KvSlot): Slot {
+    if (!(handle instanceof Slot) || !this.slots.includes(handle)) {
+      throw new InvalidRequestError('slot', 'belongs to a different cache');
+    }
+    return handle;
+  }
+}
