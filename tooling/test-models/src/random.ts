@@ -1,7 +1,8 @@
 /**
  * Seeded normal samples for weight generation: mulberry32 for uniform 32-bit
- * words, Box–Muller for normals. Everything runs on typed arrays in a tight
- * loop because the benchmark checkpoint draws ~200M samples.
+ * words, the Marsaglia polar method for normals (no trigonometry, about twice
+ * as fast as Box–Muller). Everything runs on typed arrays in one tight loop
+ * because the benchmark checkpoint draws ~200M samples.
  */
 
 /**
@@ -19,32 +20,25 @@ export function tensorSeed(seed: number, name: string): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/**
- * Fills `out` with `mean + std * N(0, 1)` draws from `seed`, passing each value
- * through `round` (the stored dtype's rounding) when given.
- */
-export function fillNormal(
-  out: Float32Array,
-  seed: number,
-  mean: number,
-  std: number,
-  round?: (x: number) => number,
-): void {
+/** Fills `out` with `mean + std * N(0, 1)` draws determined by `seed`. */
+export function fillNormal(out: Float32Array, seed: number, mean: number, std: number): void {
   let state = seed | 0;
-  // mulberry32, mapped to (0, 1) so the logarithm below stays finite.
+  // mulberry32, scaled to [-1, 1).
   const uniform = (): number => {
     state = (state + 0x6d2b79f5) | 0;
     let t = Math.imul(state ^ (state >>> 15), 1 | state);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+    return ((t ^ (t >>> 14)) >>> 0) / 2147483648 - 1;
   };
   const n = out.length;
-  for (let i = 0; i < n; i += 2) {
-    const radius = Math.sqrt(-2 * Math.log(uniform()));
-    const angle = 2 * Math.PI * uniform();
-    const a = mean + std * radius * Math.cos(angle);
-    const b = mean + std * radius * Math.sin(angle);
-    out[i] = round === undefined ? a : round(a);
-    if (i + 1 < n) out[i + 1] = round === undefined ? b : round(b);
+  let i = 0;
+  while (i < n) {
+    const u = uniform();
+    const v = uniform();
+    const s = u * u + v * v;
+    if (s >= 1 || s === 0) continue;
+    const scale = std * Math.sqrt((-2 * Math.log(s)) / s);
+    out[i++] = mean + u * scale;
+    if (i < n) out[i++] = mean + v * scale;
   }
 }

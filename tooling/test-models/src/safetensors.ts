@@ -104,8 +104,10 @@ export function readSafetensors(bytes: Uint8Array): Map<string, Tensor> {
     if (end - begin !== count * DTYPE_BYTES[dtype] || dataStart + end > bytes.length) {
       throw new Error(`safetensors: ${name} byte range [${begin}, ${end}) does not fit shape [${entry.shape.join(', ')}]`);
     }
-    // slice() copies into a fresh, aligned buffer; the source offset may not be 4-byte aligned.
-    const raw = bytes.slice(dataStart + begin, dataStart + end).buffer;
+    // Copied into a fresh buffer: the source offset may not be 4-byte aligned, and
+    // Buffer#slice (unlike Uint8Array#slice) would return a view of the whole file.
+    const raw = new ArrayBuffer(end - begin);
+    new Uint8Array(raw).set(bytes.subarray(dataStart + begin, dataStart + end));
     let data: Float32Array;
     if (dtype === 'F32') {
       data = new Float32Array(raw);

@@ -1,3 +1,7 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
 import { CudaUnavailableError } from '../errors.js';
 
 /** Where the graphs run. `auto` takes CUDA when ONNX Runtime's CUDA provider loads, else the CPU. */
@@ -11,26 +15,47 @@ export interface DeviceChoice {
 
 /**
  * Opens something (the first graph of a model) on the requested device and
- * reports which device it got. CUDA is tried by actually creating a session
- * with the CUDA provider: that is the only test that covers a missing
- * provider library, a missing CUDA or cuDNN, and a machine without a GPU.
- * When CUDA fails, the CPU attempt tells a CUDA problem (CPU works) from a
- * broken graph (CPU fails too, and that error is the one thrown).
+ * reports which device it got. When the CUDA provider library is installed,
+ * CUDA is tried by creating a real session, the only test that also covers a
+ * missing CUDA, cuDNN or GPU. When CUDA fails, the CPU attempt tells a CUDA
+ * problem (CPU works) from a broken graph (CPU fails too, and that error is
+ * the one thrown).
+ *
+ * @param cudaMissing Says why CUDA cannot work without trying, or null to try.
  */
-export async function openOnDevice<T>(requested: Device, open: (device: 'cpu' | 'cuda') => Promise<T>): Promise<{ value: T; choice: DeviceChoice }> {
+export async function openOnDevice<T>(
+  requested: Device,
+  open: (device: 'cpu' | 'cuda') => Promise<T>,
+  cudaMissing: () => string | null = cudaProviderMissing,
+): Promise<{ value: T; choice: DeviceChoice }> {
   if (requested === 'cpu') return { value: await open('cpu'), choice: { device: 'cpu', reason: 'requested cpu' } };
-  let cudaFailure: string;
-  try {
-    const value = await open('cuda');
-    return { value, choice: { device: 'cuda', reason: `requested ${requested}; the CUDA execution provider loaded` } };
-  } catch (error) {
-    cudaFailure = firstLine(error);
+  let failure = cudaMissing();
+  if (failure === null) {
+    try {
+      const value = await open('cuda');
+      return { value, choice: { device: 'cuda', reason: `requested ${requested}; the CUDA execution provider loaded` } };
+    } catch (error) {
+      failure = String((error as Error)?.message ?? error).split('\n')[0]!.trim();
+    }
   }
   const value = await open('cpu');
-  if (requested === 'cuda') throw new CudaUnavailableError(cudaFailure);
-  return { value, choice: { device: 'cpu', reason: `requested auto; CUDA is unavailable (${cudaFailure}), using the CPU` } };
+  if (requested === 'cuda') throw new CudaUnavailableError(failure);
+  return { value, choice: { device: 'cpu', reason: `requested auto; CUDA is unavailable (${failure}), using the CPU` } };
 }
 
-function firstLine(error: unknown): string {
-  return String((error as Error)?.message ?? error).split('\n')[0]!.trim();
+/**
+ * onnxruntime-node ships its CPU library but not the CUDA provider, which its
+ * install script downloads on request. Without the library a CUDA session
+ * cannot load, so there is no need to try (and have ONNX Runtime log an error).
+ */
+export function cudaProviderMissing(): string | null {
+  let entry: string;
+  try {
+    entry = createRequire(import.meta.url).resolve('onnxruntime-node');
+  } catch {
+    return 'onnxruntime-node cannot be resolved';
+  }
+  const file = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+  const path = join(dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch, file);
+  return existsSync(path) ? null : `the CUDA provider library ${file} is not installed`;
 }

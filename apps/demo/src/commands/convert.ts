@@ -1,0 +1,40 @@
+import { SingleBar, Presets } from 'cli-progress';
+import { Command, Option } from 'commander';
+
+import { convertCheckpoint, type ConvertDtype } from '@skipgen/convert';
+
+import { formatBytes } from '../report/format.js';
+
+export function convertCommand(): Command {
+  return new Command('convert')
+    .description('convert a Hugging Face checkpoint (Llama, Qwen2, Qwen3) into a skipgen model directory')
+    .argument('<hf-dir>', 'folder with config.json and model.safetensors (or a sharded index)')
+    .argument('<out-dir>', 'folder to create; must be new or empty')
+    .addOption(new Option('--dtype <dtype>', 'weight storage').choices(['fp32', 'fp16']).default('fp32'))
+    .option('--overwrite', 'replace an existing skipgen model directory at <out-dir>')
+    .option('--json', 'print the result as JSON')
+    .action(async (hfDir: string, outDir: string, flags: { dtype: ConvertDtype; overwrite?: boolean; json?: boolean }) => {
+      const bar = process.stderr.isTTY && !flags.json ? new SingleBar({ format: 'converting [{bar}] {value}/{total} graphs · {label}' }, Presets.shades_classic) : null;
+      const result = await convertCheckpoint(hfDir, outDir, {
+        dtype: flags.dtype,
+        overwrite: flags.overwrite ?? false,
+        onProgress: ({ completed, total, label }) => {
+          if (!bar) return;
+          if (completed === 1) bar.start(total, 0, { label });
+          bar.update(completed, { label });
+        },
+      }).finally(() => bar?.stop());
+      const { manifest } = result;
+      if (flags.json) {
+        console.log(JSON.stringify({ outDir: result.outDir, bytesWritten: result.bytesWritten, seconds: result.seconds, clampedWeights: result.clampedWeights, manifest }, null, 2));
+        return;
+      }
+      console.log(
+        `${manifest.architecture}: ${manifest.dims.numLayers} layers, hidden ${manifest.dims.hiddenSize}, ` +
+          `${manifest.dims.numHeads}/${manifest.dims.numKvHeads} heads, vocab ${manifest.dims.vocabSize}, ${manifest.attention} attention`,
+      );
+      console.log(`wrote ${formatBytes(result.bytesWritten)} of ${manifest.weightType} graphs to ${result.outDir} in ${result.seconds.toFixed(1)} s`);
+      if (result.clampedWeights > 0) console.warn(`warning: ${result.clampedWeights} weights exceeded the float16 range and were clamped`);
+      if (!manifest.tokenizer) console.log('no tokenizer.json in the checkpoint: prompt this model with --prompt-ids');
+    });
+}

@@ -1,0 +1,2 @@
+export { earlyExit, type EarlyExitOptions } from './early-exit.js';
+export { confidence, type ConfidenceMeasure } from './confidence.js';

@@ -1,0 +1,2 @@
+export { skipDecode, type SkipDecodeOptions } from './skipdecode.js';
+export { layerBudget, meanLayerBudget, skipDecodeLayers, type SkipDecodeSchedule } from './skipdecode-schedule.js';

@@ -1,0 +1,2 @@
+export { unified, type UnifiedOptions } from './unified.js';
+export { layersForSpeedup, unifiedLayers } from './unified-layers.js';
