@@ -1,4 +1,4 @@
-import { copyFile, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from '@skipgen/core';
@@ -215,7 +215,7 @@ async function readGenerationConfig(dir: string): Promise<GenerationConfig | nul
   try {
     const parsed = JSON.parse(text) as unknown;
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-    return parsed as GenerationConfig;
+    return parsed;
   } catch (error) {
     throw new InvalidConfigError(path, `is not valid JSON (${(error as Error).message})`);
   }

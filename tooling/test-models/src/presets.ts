@@ -10,6 +10,8 @@ export type PresetName =
   | 'llama-head-dim-12'
   | 'llama-bf16'
   | 'llama-sharded'
+  | 'llama-text'
+  | 'llama-12-layer'
   | 'bench-30-layer';
 
 const tinyLlama = {
@@ -43,6 +45,30 @@ export const presets: Record<PresetName, CheckpointSpec> = {
     seed: 1015,
   },
   /** Separate lm_head, head_dim 8, 3 query heads per kv head. */
+  /** Vocabulary of 320 for {@link byteLevelTokenizer}: text prompts, streaming and stop strings. */
+  'llama-text': {
+    ...tinyLlama,
+    hiddenSize: 64,
+    intermediateSize: 128,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    vocabSize: 320,
+    tieWordEmbeddings: false,
+    seed: 301,
+  },
+  /** Deep enough for layer skipping to have choices: 12 layers of hidden 32, head_dim 8. */
+  'llama-12-layer': {
+    ...tinyLlama,
+    hiddenSize: 32,
+    intermediateSize: 64,
+    numLayers: 12,
+    numHeads: 4,
+    numKvHeads: 2,
+    vocabSize: 128,
+    tieWordEmbeddings: false,
+    seed: 312,
+  },
   'llama-untied': {
     ...tinyLlama,
     hiddenSize: 48,

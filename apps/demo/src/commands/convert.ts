@@ -31,7 +31,7 @@ export function convertCommand(): Command {
       }
       console.log(
         `${manifest.architecture}: ${manifest.dims.numLayers} layers, hidden ${manifest.dims.hiddenSize}, ` +
-          `${manifest.dims.numHeads}/${manifest.dims.numKvHeads} heads, vocab ${manifest.dims.vocabSize}, ${manifest.attention} attention`,
+          `${manifest.dims.numHeads}/${manifest.dims.numKvHeads} heads, vocab ${manifest.dims.vocabSize}, ${manifest.attention}`,
       );
       console.log(`wrote ${formatBytes(result.bytesWritten)} of ${manifest.weightType} graphs to ${result.outDir} in ${result.seconds.toFixed(1)} s`);
       if (result.clampedWeights > 0) console.warn(`warning: ${result.clampedWeights} weights exceeded the float16 range and were clamped`);

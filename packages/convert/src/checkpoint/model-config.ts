@@ -4,6 +4,7 @@ import { InvalidConfigError, UnsupportedArchitectureError } from '../errors.js';
 
 export type Architecture = 'llama' | 'qwen2' | 'qwen3';
 const SUPPORTED: readonly string[] = ['llama', 'qwen2', 'qwen3'];
+const QWEN3_DEFAULT_HEAD_DIM = 128;
 
 /** RoPE frequency scaling of Llama 3.1+ (the only scaling skipgen converts). */
 export interface Llama3RopeScaling {
@@ -102,7 +103,8 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
   if (c.num_attention_heads % numKvHeads !== 0) {
     throw new InvalidConfigError(file, `num_attention_heads (${c.num_attention_heads}) is not a multiple of num_key_value_heads (${numKvHeads})`);
   }
-  const headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
+  // Qwen3Config defaults head_dim to 128 instead of deriving it; LlamaConfig and Qwen2Config derive it.
+  const headDim = c.head_dim ?? (architecture === 'qwen3' ? QWEN3_DEFAULT_HEAD_DIM : c.hidden_size / c.num_attention_heads);
   if (!Number.isInteger(headDim)) {
     throw new InvalidConfigError(file, `hidden_size (${c.hidden_size}) is not a multiple of num_attention_heads (${c.num_attention_heads}) and there is no head_dim`);
   }
@@ -145,7 +147,7 @@ function parseRope(c: z.infer<typeof rawConfigSchema>, file: string): { theta: n
   const type = parameters.rope_type ?? parameters.type ?? 'default';
   if (type === 'default') return { theta, scaling: null };
   if (type !== 'llama3') {
-    throw new InvalidConfigError(file, `rope scaling type '${String(type)}' is not supported; skipgen converts the default RoPE and 'llama3' scaling`);
+    throw new InvalidConfigError(file, `rope scaling type ${JSON.stringify(type)} is not supported; skipgen converts the default RoPE and 'llama3' scaling`);
   }
   const number = (key: string): number => {
     const value = parameters[key];

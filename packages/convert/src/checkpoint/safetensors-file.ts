@@ -131,7 +131,7 @@ async function readHeader(path: string, handle: FileHandle): Promise<Map<string,
     }
     const expected = elements * ITEM_SIZE[dtype as string]!;
     if (end - begin !== expected) {
-      fail(`tensor '${name}' spans ${end - begin} bytes but ${dtype}[${dims.join(', ')}] needs ${expected}`);
+      fail(`tensor '${name}' spans ${end - begin} bytes but ${dtype as string}[${dims.join(', ')}] needs ${expected}`);
     }
     tensors.set(name, { name, dtype: dtype as string, shape: dims, start: dataStart + begin, end: dataStart + end });
   }

@@ -83,7 +83,9 @@ export function keysAndValues(
   const part = (proj: 'q' | 'k' | 'v') => ({ weight: t(`self_attn.${proj}_proj.weight`)!, bias: config.qkvBias ? t(`self_attn.${proj}_proj.bias`) : undefined });
   const projections = withQuery ? [part('q'), part('k'), part('v')] : [part('k'), part('v')];
   const outputs = stackedProjection(graph, weights, normed, withQuery ? 'qkv_proj' : 'kv_proj', projections, config.hiddenSize);
-  let [query, key, value] = withQuery ? outputs : [undefined, outputs[0], outputs[1]];
+  const [firstQuery, firstKey, value] = withQuery ? outputs : [undefined, outputs[0], outputs[1]];
+  let query = firstQuery;
+  let key = firstKey;
   if (config.qkNorm) {
     const eps = config.rmsNormEps;
     if (query) query = headNorm(graph, query, config.numHeads, config.headDim, weights.add(graph, 'q_norm.weight', t('self_attn.q_norm.weight')!, [config.headDim]), eps);

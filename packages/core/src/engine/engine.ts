@@ -67,7 +67,7 @@ export class Engine {
     this.cosTensor = new ort.Tensor('float32', cos, [cache.slotLength, headDim / 2]);
     this.sinTensor = new ort.Tensor('float32', sin, [cache.slotLength, headDim / 2]);
     this.plain = manifest.attention === 'plain';
-    this.cacheTensors = manifest.graphs.layers.map(() => new Map());
+    this.cacheTensors = manifest.graphs.layers.map(() => new Map<string, { key: ort.Tensor; value: ort.Tensor }>());
   }
 
   get numLayers(): number {
@@ -188,7 +188,7 @@ export class Engine {
 
     const masks = this.decodeMasks(sequences);
     const exited = new Uint8Array(n);
-    const probeLogits: (Float32Array | undefined)[] = new Array(n);
+    const probeLogits = new Array<Float32Array | undefined>(n);
     const ran = new Uint16Array(n);
     await this.run(this.graphs.embed, { [GRAPH_IO.embed.inputIds]: buffers.idsTensor }, { [GRAPH_IO.embed.hidden]: buffers.hiddenTensors[0] });
 
@@ -248,7 +248,7 @@ export class Engine {
 
   /** One boolean per layer and row: whether the row's policy runs that layer at this step. */
   private decodeMasks(sequences: readonly Sequence[]): Uint8Array[] {
-    const masks: Uint8Array[] = new Array(sequences.length);
+    const masks = new Array<Uint8Array>(sequences.length);
     const groups = new Map<BoundSkipPolicy, number[]>();
     sequences.forEach((s, r) => {
       const group = groups.get(s.policy);
@@ -271,14 +271,14 @@ export class Engine {
     const io = GRAPH_IO.layer;
     const cache = this.cacheTensorsFor(layer, first, count);
     const feeds: Record<string, ort.Tensor> = {
-      [io.hidden]: buffers.hiddenTensors[current]!,
+      [io.hidden]: buffers.hiddenTensors[current],
       [io.positionIds]: buffers.positionsTensor,
       [io.cosCache]: this.cosTensor,
       [io.sinCache]: this.sinTensor,
       [io.pastKey]: cache.key,
       [io.pastValue]: cache.value,
     };
-    const fetches: Record<string, ort.Tensor> = { [io.hiddenOut]: buffers.hiddenTensors[flip(current)]! };
+    const fetches: Record<string, ort.Tensor> = { [io.hiddenOut]: buffers.hiddenTensors[flip(current)] };
     if (this.plain) {
       feeds[io.attentionBias] = buffers.biasTensor!;
       fetches[io.newKey] = buffers.newKeyTensor;
@@ -322,7 +322,7 @@ export class Engine {
     await this.run(
       session,
       {
-        [io.hidden]: subset === buffers ? buffers.hiddenTensors[current]! : subset.hiddenTensors[0],
+        [io.hidden]: subset === buffers ? buffers.hiddenTensors[current] : subset.hiddenTensors[0],
         [io.positionIds]: subset.positionsTensor,
         [io.cosCache]: this.cosTensor,
         [io.sinCache]: this.sinTensor,
@@ -340,7 +340,7 @@ export class Engine {
     const subset = new StepBuffers(rows.length, buffers.tokens, dims, this.cache.slotLength, false);
     const width = buffers.tokens * dims.hiddenSize;
     rows.forEach((r, i) => {
-      subset.hidden[0].set(buffers.hidden[current]!.subarray(r * width, (r + 1) * width), i * width);
+      subset.hidden[0].set(buffers.hidden[current].subarray(r * width, (r + 1) * width), i * width);
       for (let t = 0; t < buffers.tokens; t++) subset.positions[i * buffers.tokens + t] = buffers.positions[r * buffers.tokens + t]!;
     });
     return subset;

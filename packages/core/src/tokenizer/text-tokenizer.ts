@@ -1,14 +1,28 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { Tokenizer } from '@huggingface/tokenizers';
+import * as tokenizers from '@huggingface/tokenizers';
 
 import { ModelDirectoryError } from '../errors.js';
 
+/** The part of @huggingface/tokenizers' Tokenizer that skipgen uses. */
+interface HfTokenizer {
+  encode(text: string, options: { add_special_tokens: boolean }): { ids: number[] };
+  decode(ids: number[], options: { skip_special_tokens: boolean }): string;
+}
+
+/**
+ * The package's own .d.ts files use extensionless relative imports, which
+ * NodeNext resolution cannot follow, so its classes arrive untyped; this is
+ * the constructor with the type the package documents.
+ */
+const Tokenizer = (tokenizers as unknown as { Tokenizer: new (json: object, config: object) => HfTokenizer }).Tokenizer;
+
 /** A model's tokenizer, loaded from the `tokenizer.json` the converter copied. */
 export class TextTokenizer {
-  private constructor(private readonly tokenizer: Tokenizer) {}
+  private constructor(private readonly tokenizer: HfTokenizer) {}
 
+  /** Loads `tokenizer.json` (and `tokenizer_config.json`) from a model directory. */
   static async load(dir: string, files: { json: string; config: string | null }): Promise<TextTokenizer> {
     const read = async (file: string) => {
       try {
@@ -19,6 +33,11 @@ export class TextTokenizer {
     };
     const json = await read(files.json);
     const config = files.config ? await read(files.config) : {};
+    return TextTokenizer.fromJson(json, config);
+  }
+
+  /** A tokenizer from the parsed contents of `tokenizer.json` and `tokenizer_config.json`. */
+  static fromJson(json: object, config: object = {}): TextTokenizer {
     return new TextTokenizer(new Tokenizer(json, config));
   }
 
@@ -28,6 +47,8 @@ export class TextTokenizer {
   }
 
   decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
+    // @huggingface/tokenizers rejects an empty list; the text of no tokens is ''.
+    if (ids.length === 0) return '';
     return this.tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? true });
   }
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+
+import { SkipgenError } from '@skipgen/core';
+import { ConvertError } from '@skipgen/convert';
+
+import { convertCommand } from './commands/convert.js';
+import { generateCommand } from './commands/generate.js';
+
+const program = new Command('skipgen')
+  .description('Run decoder-only LLMs on ONNX Runtime and decode faster by skipping layers')
+  .showHelpAfterError()
+  .addCommand(convertCommand())
+  .addCommand(generateCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof SkipgenError || error instanceof ConvertError) {
+    console.error(`${error.name}: ${error.message}`);
+    process.exitCode = 1;
+  } else {
+    throw error;
+  }
+}

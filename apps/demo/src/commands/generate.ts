@@ -1,0 +1,90 @@
+import { Command, Option } from 'commander';
+
+import { loadModel, type Device, type GenerateOptions } from '@skipgen/core';
+import { kvCache } from '@skipgen/kv-cache';
+
+import { addPolicyOptions, policyFromFlags, type PolicyFlags } from '../options/policy-options.js';
+import { collect, integer, integerList, number } from '../options/parse.js';
+
+interface GenerateFlags extends PolicyFlags {
+  model: string;
+  prompt?: string;
+  promptIds?: number[];
+  maxNewTokens: number;
+  greedy?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  stop?: string[];
+  device: Device;
+  threads?: number;
+  json?: boolean;
+}
+
+export function generateCommand(): Command {
+  const command = new Command('generate')
+    .description('generate a continuation of a prompt')
+    .requiredOption('--model <dir>', 'a model directory written by `skipgen convert`')
+    .option('--prompt <text>', 'prompt text (needs the model\'s tokenizer)')
+    .option('--prompt-ids <ids>', 'prompt token ids, e.g. 1,2,3', integerList)
+    .option('--max-new-tokens <n>', 'tokens to generate at most', integer(1), 64)
+    .option('--greedy', 'take the most likely token (the default unless the model\'s generation_config samples)')
+    .option('--temperature <t>', 'sample with this temperature', number(0))
+    .option('--top-k <k>', 'sample among the k most likely tokens', integer(0))
+    .option('--top-p <p>', 'nucleus sampling mass', number(0))
+    .option('--repetition-penalty <r>', 'penalise repeated tokens (> 1)', number(0))
+    .option('--seed <n>', 'sampling seed (same seed, same text)', integer(0))
+    .option('--stop <text>', 'stop string (repeatable)', collect)
+    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'auto']).default('auto'))
+    .option('--threads <n>', 'intra-op threads per ONNX Runtime session', integer(1))
+    .option('--json', 'print one JSON object: ids (generated, prompt excluded), text, stats');
+  return addPolicyOptions(command).action(async (flags: GenerateFlags) => {
+    if ((flags.prompt === undefined) === (flags.promptIds === undefined)) {
+      command.error('error: give exactly one of --prompt <text> or --prompt-ids <ids>');
+    }
+    const sampling = flags.temperature !== undefined || flags.topK !== undefined || flags.topP !== undefined || flags.seed !== undefined;
+    if (flags.greedy && sampling) command.error('error: --greedy cannot be combined with --temperature, --top-k, --top-p or --seed');
+    const policy = policyFromFlags(flags);
+    const options: GenerateOptions = {
+      maxNewTokens: flags.maxNewTokens,
+      policy,
+      ...(flags.greedy ? { doSample: false } : sampling ? { doSample: true } : {}),
+      ...(flags.temperature !== undefined ? { temperature: flags.temperature } : {}),
+      ...(flags.topK !== undefined ? { topK: flags.topK } : {}),
+      ...(flags.topP !== undefined ? { topP: flags.topP } : {}),
+      ...(flags.repetitionPenalty !== undefined ? { repetitionPenalty: flags.repetitionPenalty } : {}),
+      ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
+      ...(flags.stop ? { stop: flags.stop } : {}),
+    };
+    const prompt = flags.prompt ?? flags.promptIds!;
+    const model = await loadModel(flags.model, {
+      kvCache: kvCache({ maxTokens: Math.max(256, (flags.promptIds?.length ?? 0) + flags.maxNewTokens + 16) }),
+      device: flags.device,
+      ...(flags.threads ? { threads: flags.threads } : {}),
+    });
+    try {
+      if (typeof prompt === 'string' && model.tokenizer) {
+        const tokens = model.encode(prompt).length;
+        model.cache.assertFits(tokens + flags.maxNewTokens);
+      }
+      if (flags.json) {
+        const result = await model.generate(prompt, options);
+        console.log(JSON.stringify({ ids: result.ids, ...(result.text !== undefined ? { text: result.text } : {}), finishReason: result.finishReason, device: model.device, stats: result.stats }));
+        return;
+      }
+      console.error(`device: ${model.device.device} (${model.device.reason})`);
+      const stream = model.stream(prompt, options);
+      for await (const token of stream) process.stdout.write(model.tokenizer ? token.text : `${token.index ? ',' : ''}${token.id}`);
+      const { stats, finishReason } = await stream.result;
+      process.stdout.write('\n');
+      console.error(
+        `${stats.generatedTokens} tokens (${finishReason}) · ${stats.msPerToken.toFixed(2)} ms/token · ` +
+          `${stats.layersPerToken.toFixed(2)}/${stats.numLayers} layers per token (${stats.layerSpeedup.toFixed(2)}x in layers) · policy ${stats.policy.name} ${JSON.stringify(stats.policy.parameters)}`,
+      );
+    } finally {
+      await model.dispose();
+    }
+  });
+}

@@ -1,3 +1,0 @@
-import config from '@skipgen/eslint-config';
-
-export default config;

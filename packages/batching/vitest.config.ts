@@ -1,3 +1,0 @@
-import { skipgenVitestConfig } from '@skipgen/vitest-config';
-
-export default skipgenVitestConfig();

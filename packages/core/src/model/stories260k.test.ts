@@ -1,0 +1,70 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { convertCheckpoint } from '@skipgen/convert';
+import { kvCache } from '@skipgen/kv-cache';
+
+import { loadModel, type Model } from '../index.js';
+import { STORIES_260K } from '../testing/converted-preset.js';
+
+interface Reference {
+  greedy: { prompt_ids: number[]; expected_ids: number[] }[];
+  logits: { input_ids: number[]; atol: number; rows: number[][] };
+}
+
+/**
+ * stories260K is a real trained Llama; reference.json holds what llama2.c's C
+ * implementation computes on it. Nobody here wrote either.
+ */
+describe('stories260K against llama2.c', () => {
+  let root: string;
+  let model: Model;
+  let reference: Reference;
+
+  beforeAll(async () => {
+    if (!existsSync(join(STORIES_260K, 'reference.json'))) throw new Error(`the stories260K fixture is missing at ${STORIES_260K}`);
+    reference = JSON.parse(readFileSync(join(STORIES_260K, 'reference.json'), 'utf8')) as Reference;
+    root = await mkdtemp(join(tmpdir(), 'skipgen-stories-'));
+    await convertCheckpoint(STORIES_260K, join(root, 'model'));
+    model = await loadModel(join(root, 'model'), { kvCache: kvCache({ maxTokens: 512 }) });
+  });
+
+  afterAll(async () => {
+    await model?.dispose();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('reproduces both greedy continuations id for id', async () => {
+    expect(reference.greedy).toHaveLength(2);
+    for (const { prompt_ids: prompt, expected_ids: expected } of reference.greedy) {
+      const result = await model.generate(prompt, { maxNewTokens: expected.length, doSample: false, eosTokenIds: [] });
+      expect(result.ids).toEqual(expected);
+      expect(result.promptIds).toEqual(prompt);
+    }
+  });
+
+  it('streams the same ids', async () => {
+    const { prompt_ids: prompt, expected_ids: expected } = reference.greedy[1]!;
+    const ids: number[] = [];
+    const stream = model.stream(prompt, { maxNewTokens: expected.length, eosTokenIds: [] });
+    for await (const token of stream) ids.push(token.id);
+    expect(ids).toEqual(expected);
+    expect((await stream.result).ids).toEqual(expected);
+  });
+
+  it('matches all 16 logit rows within atol', async () => {
+    const { input_ids: ids, atol, rows } = reference.logits;
+    expect(rows).toHaveLength(16);
+    const logits = await model.logits(ids);
+    let worst = 0;
+    rows.forEach((row, position) => {
+      expect(row).toHaveLength(512);
+      row.forEach((value, token) => (worst = Math.max(worst, Math.abs(value - logits[position]![token]!))));
+    });
+    expect(worst).toBeLessThan(atol);
+  });
+});

@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { kvCache } from '@skipgen/kv-cache';
+
+// Only what a user can import from @skipgen/core.
+import { loadModel, SkipPolicyError, type BoundSkipPolicy, type Model, type SkipPolicy } from '../index.js';
+import { convertPreset, type ConvertedPreset } from '../testing/converted-preset.js';
+
+/** The worked example of core's README: skip every third layer of the middle of the stack. */
+function skipEveryThird(): SkipPolicy {
+  const policy: SkipPolicy = {
+    specificationVersion: 'v1',
+    name: 'every-third',
+    parameters: {},
+    bind({ numLayers }): BoundSkipPolicy {
+      if (numLayers < 4) throw new SkipPolicyError('every-third', `needs at least 4 layers, this model has ${numLayers}`);
+      const layers = Array.from({ length: numLayers }, (_, i) => i).filter((i) => i === 0 || i === numLayers - 1 || i % 3 !== 0);
+      return { policy, numLayers, appliesToPrompt: false, propagatesSkippedLayers: false, layers: () => layers };
+    },
+  };
+  return policy;
+}
+
+describe('a user-written skip policy', () => {
+  let preset: ConvertedPreset;
+  let model: Model;
+
+  beforeAll(async () => {
+    preset = await convertPreset('llama-12-layer');
+    model = await loadModel(preset.dir, { kvCache: kvCache({ maxSequences: 2, maxTokens: 256 }) });
+  });
+  afterAll(async () => {
+    await model.dispose();
+    await preset.remove();
+  });
+
+  it('runs end to end and runs only its layers', async () => {
+    const before = model.engine.counters.layerRuns;
+    const result = await model.generate([1, 9, 17, 33], { maxNewTokens: 8, eosTokenIds: [], policy: skipEveryThird() });
+    // 12 layers minus 3, 6 and 9.
+    expect(result.stats.layersPerToken).toBe(9);
+    expect(result.stats.layerSpeedup).toBeCloseTo(12 / 9, 12);
+    expect(result.stats.policy.name).toBe('every-third');
+    expect(model.engine.counters.layerRuns - before).toBe(12 + 9 * result.stats.decodeSteps);
+    const full = await model.generate([1, 9, 17, 33], { maxNewTokens: 8, eosTokenIds: [] });
+    expect(result.ids).not.toEqual(full.ids);
+  });
+
+  it('has its validation errors surface before anything runs', async () => {
+    const tiny = await convertPreset('llama-tied');
+    const small = await loadModel(tiny.dir, { kvCache: kvCache({ maxTokens: 64 }) });
+    try {
+      await expect(small.generate([1, 2], { policy: skipEveryThird() })).rejects.toThrow('every-third: needs at least 4 layers, this model has 3');
+    } finally {
+      await small.dispose();
+      await tiny.remove();
+    }
+  });
+
+  it('a policy selecting a layer the model lacks fails with a clear error and leaves the model serving', async () => {
+    const broken: SkipPolicy = {
+      specificationVersion: 'v1',
+      name: 'broken',
+      parameters: {},
+      bind: ({ numLayers }) => ({ policy: broken, numLayers, appliesToPrompt: false, propagatesSkippedLayers: false, layers: () => [0, 12] }),
+    };
+    await expect(model.generate([1, 2], { maxNewTokens: 3, policy: broken })).rejects.toThrow("broken: selected layer 12, but the model's layers are 0 ..< 12");
+    expect(model.cache.freeSlots).toBe(2);
+    expect((await model.generate([1, 2], { maxNewTokens: 3 })).ids).toHaveLength(3);
+  });
+});

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+
+import { InvalidRequestError, KvCacheCapacityError } from '@skipgen/core';
+
+import { kvCache } from './kv-cache.js';
+
+const layout = { numLayers: 2, numKvHeads: 2, headDim: 4, maxPositionEmbeddings: 64 };
+
+/** Keys of one slot of one layer, [heads][tokens][dim] flattened, as the engine sees them through view(). */
+function keysOf(cache: ReturnType<ReturnType<typeof kvCache>['create']>, layer: number, index: number, tokens: number): number[] {
+  const { key } = cache.view(layer, index, 1);
+  const out: number[] = [];
+  for (let h = 0; h < layout.numKvHeads; h++) out.push(...key.subarray(h * cache.slotLength * 4, h * cache.slotLength * 4 + tokens * 4));
+  return out;
+}
+
+/** [heads, tokens, dim] filled with `seed + position`, so every stored value says where it came from. */
+function block(tokens: number, seed: number, position: number): Float32Array {
+  const data = new Float32Array(layout.numKvHeads * tokens * layout.headDim);
+  for (let h = 0; h < layout.numKvHeads; h++)
+    for (let t = 0; t < tokens; t++) data.fill(seed + (position + t) + h * 0.5, (h * tokens + t) * 4, (h * tokens + t + 1) * 4);
+  return data;
+}
+
+describe('kvCache', () => {
+  it('splits maxTokens into equal slots, capped at the model limit', () => {
+    expect(kvCache({ maxSequences: 4, maxTokens: 100 }).create(layout).slotLength).toBe(25);
+    expect(kvCache({ maxSequences: 2, maxTokens: 1000 }).create(layout).slotLength).toBe(64);
+    expect(kvCache().create({ ...layout, maxPositionEmbeddings: 100000 }).slotLength).toBe(4096);
+  });
+
+  it('validates its options', () => {
+    expect(() => kvCache({ maxSequences: 0 })).toThrow(InvalidRequestError);
+    expect(() => kvCache({ maxSequences: 4, maxTokens: 3 })).toThrow(/maxTokens: must be an integer of at least maxSequences \(4\)/);
+  });
+
+  it('hands out every slot once, refuses when full, and reuses released slots', () => {
+    const cache = kvCache({ maxSequences: 2, maxTokens: 64 }).create(layout);
+    const a = cache.allocate(10)!;
+    const b = cache.allocate(32)!;
+    expect(a.index).not.toBe(b.index);
+    expect(cache.freeSlots).toBe(0);
+    expect(cache.allocate(5)).toBeNull();
+    cache.release(a);
+    cache.release(a);
+    expect(cache.freeSlots).toBe(1);
+    expect(cache.allocate(5)).not.toBeNull();
+  });
+
+  it('rejects a sequence longer than a slot with advice, before allocating', () => {
+    const cache = kvCache({ maxSequences: 2, maxTokens: 64 }).create(layout);
+    expect(() => cache.allocate(33)).toThrow(KvCacheCapacityError);
+    expect(() => cache.assertFits(33)).toThrow('a sequence of 33 tokens does not fit: each of the 2 slots of this 64-token cache holds 32 tokens; raise kvCache({ maxTokens }), lower maxSequences');
+    expect(cache.freeSlots).toBe(2);
+    const capped = kvCache({ maxSequences: 1, maxTokens: 1000 }).create(layout);
+    expect(() => capped.assertFits(65)).toThrow("holds 64 tokens (the model's limit)");
+  });
+
+  it('writes tokens at their positions and accounts for memory', () => {
+    const cache = kvCache({ maxSequences: 2, maxTokens: 16 }).create(layout);
+    const slot = cache.allocate(8)!;
+    cache.write(1, slot, 0, 3, block(3, 100, 0), block(3, 200, 0));
+    cache.advance(slot, 3);
+    cache.write(1, slot, 3, 1, block(1, 100, 3), block(1, 200, 3));
+    cache.advance(slot, 1);
+    expect(keysOf(cache, 1, slot.index, 4)).toEqual([...block(4, 100, 0)]);
+    const perToken = 2 * 2 * 2 * 4 * 4;
+    expect(cache.memory).toEqual({ bytesPerToken: perToken, bytesAllocated: perToken * 16, bytesInUse: perToken * 4, peakBytesInUse: perToken * 4 });
+    expect(() => cache.advance(slot, 5)).toThrow(/reserved for 8 tokens/);
+    cache.truncate(slot, 2);
+    expect(cache.memory.bytesInUse).toBe(perToken * 2);
+    cache.release(slot);
+    expect(cache.memory).toMatchObject({ bytesInUse: 0, peakBytesInUse: perToken * 4 });
+  });
+
+  it('arrange moves sequences to consecutive slots, carrying their tokens', () => {
+    const cache = kvCache({ maxSequences: 3, maxTokens: 30 }).create(layout);
+    const a = cache.allocate(10)!;
+    const b = cache.allocate(10)!;
+    const c = cache.allocate(10)!;
+    for (const [slot, seed, tokens] of [[a, 10, 3], [b, 20, 5], [c, 30, 2]] as const) {
+      for (let layer = 0; layer < 2; layer++) cache.write(layer, slot, 0, tokens, block(tokens, seed + layer, 0), block(tokens, seed + layer + 50, 0));
+      cache.advance(slot, tokens);
+    }
+    cache.release(a);
+    cache.arrange([c, b]);
+    expect([c.index, b.index]).toEqual([0, 1]);
+    for (let layer = 0; layer < 2; layer++) {
+      expect(keysOf(cache, layer, 0, 2)).toEqual([...block(2, 30 + layer, 0)]);
+      expect(keysOf(cache, layer, 1, 5)).toEqual([...block(5, 20 + layer, 0)]);
+    }
+    const batch = cache.view(0, 0, 2);
+    expect(batch.key.length).toBe(2 * 2 * 10 * 4);
+    cache.arrange([c, b]);
+    expect([c.index, b.index]).toEqual([0, 1]);
+  });
+
+  it('refuses slots of another cache', () => {
+    const one = kvCache().create(layout);
+    const other = kvCache().create(layout);
+    const slot = one.allocate(4)!;
+    expect(() => other.release(slot)).toThrow(/belongs to a different cache/);
+  });
+});
