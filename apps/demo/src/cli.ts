@@ -5,13 +5,19 @@ import { SkipgenError } from '@skipgen/core';
 import { ConvertError } from '@skipgen/convert';
 
 import { convertCommand } from './commands/convert.js';
+import { demoCommand } from './commands/demo.js';
+import { benchCommand } from './commands/bench.js';
 import { generateCommand } from './commands/generate.js';
+import { planCommand } from './commands/plan.js';
 
 const program = new Command('skipgen')
   .description('Run decoder-only LLMs on ONNX Runtime and decode faster by skipping layers')
   .showHelpAfterError()
   .addCommand(convertCommand())
-  .addCommand(generateCommand());
+  .addCommand(generateCommand())
+  .addCommand(planCommand())
+  .addCommand(benchCommand())
+  .addCommand(demoCommand());
 
 try {
   await program.parseAsync(process.argv);

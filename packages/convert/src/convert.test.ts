@@ -201,6 +201,23 @@ describe('tokenizer and generation config', () => {
     expect(manifest.generation).toEqual({ bosTokenId: 1, eosTokenIds: [5], padTokenId: null });
   });
 
+  it.each([
+    ['eos_token_id', '2'],
+    ['eos_token_id', [2, -1]],
+    ['bos_token_id', 1.5],
+    ['pad_token_id', { id: 0 }],
+  ])('rejects a generation_config.json whose %s is %j before writing anything', async (key, value) => {
+    const parent = await dirs.make('bad-generation-id');
+    const hf = join(parent, 'hf');
+    await writeCheckpoint(hf, spec);
+    await writeFile(join(hf, 'generation_config.json'), JSON.stringify({ bos_token_id: 1, eos_token_id: 2, [key]: value }));
+    await expectFailure(convertCheckpoint(hf, join(parent, 'out')), InvalidConfigError, [
+      join(hf, 'generation_config.json'),
+      `field "${key}" is ${JSON.stringify(value)}; expected a token id or a list of token ids`,
+    ]);
+    expect((await readdir(parent)).sort()).toEqual(['hf']);
+  });
+
   it('rejects a generation_config.json that is not JSON, writing nothing', async () => {
     const parent = await dirs.make('bad-generation');
     const hf = join(parent, 'hf');

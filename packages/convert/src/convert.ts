@@ -212,13 +212,21 @@ async function readGenerationConfig(dir: string): Promise<GenerationConfig | nul
   const path = join(dir, 'generation_config.json');
   const text = await readFile(path, 'utf8').catch(() => null);
   if (text === null) return null;
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(text) as unknown;
+    parsed = JSON.parse(text) as unknown;
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-    return parsed;
   } catch (error) {
     throw new InvalidConfigError(path, `is not valid JSON (${(error as Error).message})`);
   }
+  // Token ids go into the manifest as they are; check them now, before any output is written.
+  const isId = (x: unknown) => Number.isInteger(x) && (x as number) >= 0;
+  for (const key of ['bos_token_id', 'eos_token_id', 'pad_token_id'] as const) {
+    const value = (parsed as Record<string, unknown>)[key];
+    if (value === null || value === undefined || isId(value) || (Array.isArray(value) && value.every(isId))) continue;
+    throw new InvalidConfigError(path, `field "${key}" is ${JSON.stringify(value)}; expected a token id or a list of token ids`);
+  }
+  return parsed;
 }
 
 function generationDefaults(config: ModelConfig, generation: GenerationConfig | null): ModelManifest['generation'] {

@@ -1,10 +1,10 @@
 export { loadModel, readManifest, type LoadModelOptions } from './model/load-model.js';
-export { Model } from './model/model.js';
+export { Model, type ContinuationScore } from './model/model.js';
 export { MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from './model/manifest.js';
 export { GRAPH_IO } from './model/graph-io.js';
 export { inverseFrequencies, rotaryTables } from './model/rope.js';
 
-export { Engine, type DecodeRow, type EngineCounters } from './engine/engine.js';
+export { Engine, snapshotCounters, type DecodeRow, type EngineCounters, type GraphKind } from './engine/engine.js';
 export { Sequence, type SequenceCounters } from './engine/sequence.js';
 
 export type { KvCache, KvCacheFactory, KvCacheLayout, KvCacheMemory, KvSlot } from './cache/kv-cache.js';
@@ -17,6 +17,7 @@ export type {
   ProbeResult,
   SkipPolicy,
 } from './policy/skip-policy.js';
+export { layersOfRow } from './policy/skip-policy.js';
 export { fullDepth } from './policy/full-depth.js';
 
 export type {

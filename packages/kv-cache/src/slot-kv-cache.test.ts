@@ -82,8 +82,11 @@ describe('kvCache', () => {
       for (let layer = 0; layer < 2; layer++) cache.write(layer, slot, 0, tokens, block(tokens, seed + layer, 0), block(tokens, seed + layer + 50, 0));
       cache.advance(slot, tokens);
     }
+    // b and c are consecutive already: nothing moves.
+    expect(cache.arrange([b, c])).toBe(1);
+    expect([b.index, c.index]).toEqual([1, 2]);
     cache.release(a);
-    cache.arrange([c, b]);
+    expect(cache.arrange([c, b])).toBe(0);
     expect([c.index, b.index]).toEqual([0, 1]);
     for (let layer = 0; layer < 2; layer++) {
       expect(keysOf(cache, layer, 0, 2)).toEqual([...block(2, 30 + layer, 0)]);
@@ -91,7 +94,7 @@ describe('kvCache', () => {
     }
     const batch = cache.view(0, 0, 2);
     expect(batch.key.length).toBe(2 * 2 * 10 * 4);
-    cache.arrange([c, b]);
+    expect(cache.arrange([c, b])).toBe(0);
     expect([c.index, b.index]).toEqual([0, 1]);
   });
 

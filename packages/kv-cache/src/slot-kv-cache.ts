@@ -104,13 +104,16 @@ export class SlotKvCache implements KvCache {
     }
   }
 
-  arrange(handles: readonly KvSlot[]): void {
-    handles.forEach((handle, target) => {
-      const slot = this.own(handle);
+  arrange(handles: readonly KvSlot[]): number {
+    const slots = handles.map((handle) => this.own(handle));
+    const first = slots[0]?.index ?? 0;
+    if (slots.every((slot, i) => slot.index === first + i)) return first;
+    slots.forEach((slot, target) => {
       if (slot.index === target) return;
       const occupant = this.slots.find((s) => s.index === target)!;
       this.swap(slot, occupant);
     });
+    return 0;
   }
 
   view(layer: number, first: number, count: number): { key: Float32Array; value: Float32Array } {

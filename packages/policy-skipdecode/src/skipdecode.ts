@@ -53,6 +53,8 @@ export function skipDecode(options: SkipDecodeOptions): SkipPolicy {
     name: 'skipdecode',
     parameters: { ...(options.maxLayers !== undefined ? { maxLayers: options.maxLayers } : {}), minLayers, horizon, warmupLayers },
     bind({ numLayers }): BoundSkipPolicy {
+      // Checked first: with maxLayers defaulting to numLayers, a larger minLayers would make the budget grow.
+      if (minLayers > numLayers) fail(`minLayers (${minLayers}) is more than this model's ${numLayers} layers`);
       const maxLayers = options.maxLayers ?? numLayers;
       if (maxLayers > numLayers) fail(`maxLayers (${maxLayers}) is more than this model's ${numLayers} layers`);
       const schedule: SkipDecodeSchedule = { numLayers, maxLayers, minLayers, horizon, warmupLayers };

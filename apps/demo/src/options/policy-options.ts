@@ -14,7 +14,7 @@ export type PolicyName = (typeof POLICY_NAMES)[number];
 export interface PolicyFlags {
   policy: PolicyName;
   speedup?: number;
-  layers?: number;
+  keepLayers?: number;
   applyToPrompt?: boolean;
   threshold?: number;
   measure?: 'top1' | 'margin';
@@ -31,7 +31,7 @@ export function addPolicyOptions(command: Command, defaultPolicy: PolicyName = '
   return command
     .addOption(new Option('--policy <name>', 'layer-skipping policy').choices(POLICY_NAMES).default(defaultPolicy))
     .option('--speedup <x>', 'unified: target speedup in layers (≥ 1)', number(1))
-    .option('--layers <n>', 'unified: run exactly n layers', integer(2))
+    .option('--keep-layers <n>', 'unified: run exactly n layers (instead of --speedup)', integer(2))
     .option('--apply-to-prompt', 'unified: skip layers for the prompt too')
     .option('--threshold <p>', 'early-exit: confidence to exit at, in (0, 1]', number(0))
     .addOption(new Option('--measure <m>', 'early-exit: confidence measure').choices(['top1', 'margin']))
@@ -49,8 +49,8 @@ export function policyFromFlags(flags: PolicyFlags): SkipPolicy {
     case 'full':
       return fullDepth();
     case 'unified':
-      return flags.layers !== undefined
-        ? unified({ layers: flags.layers, applyToPrompt: flags.applyToPrompt ?? false })
+      return flags.keepLayers !== undefined
+        ? unified({ layers: flags.keepLayers, applyToPrompt: flags.applyToPrompt ?? false })
         : unified({ speedup: flags.speedup ?? 2, applyToPrompt: flags.applyToPrompt ?? false });
     case 'early-exit':
       return earlyExit({

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 import { MANIFEST_FILE_NAME } from '@skipgen/core';
 
@@ -25,8 +25,14 @@ export class StagedDirectory {
 
   static async create(outDir: string, options: { overwrite: boolean; sourceDir: string }): Promise<StagedDirectory> {
     const target = resolve(outDir);
-    if (target === resolve(options.sourceDir)) {
+    const source = resolve(options.sourceDir);
+    if (target === source) {
       throw new OutputDirectoryError(target, 'is the checkpoint directory itself; choose a separate output directory');
+    }
+    // Replacing the directory's contents would delete the checkpoint being read.
+    const fromTarget = relative(target, source);
+    if (!isAbsolute(fromTarget) && fromTarget.split(sep)[0] !== '..') {
+      throw new OutputDirectoryError(target, `contains the checkpoint directory ${source}; choose a separate output directory`);
     }
     const parent = await stat(dirname(target)).catch(() => null);
     if (!parent?.isDirectory()) throw new OutputDirectoryError(target, `its parent directory ${dirname(target)} does not exist; create it first`);

@@ -67,10 +67,12 @@ export interface KvCache {
   /** Forgets stored tokens from `length` on (used to roll back a failed step). */
   truncate(slot: KvSlot, length: number): void;
   /**
-   * Moves sequences so that `slots[i]` sits at storage index `i`, copying only
-   * the tokens of sequences that move. Cheap when nothing changed since last time.
+   * Makes the slots consecutive, in this order, and returns the storage index
+   * of the first. Slots that already are consecutive stay where they are;
+   * otherwise they move to the front, copying only the tokens of sequences
+   * that move. Either way no step copies when the batch has not changed.
    */
-  arrange(slots: readonly KvSlot[]): void;
+  arrange(slots: readonly KvSlot[]): number;
   /** Keys and values of `layer` for `count` slots from storage index `first`: `[count, kvHeads, slotLength, headDim]`. */
   view(layer: number, first: number, count: number): { key: Float32Array; value: Float32Array };
   /**

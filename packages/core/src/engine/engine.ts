@@ -5,27 +5,42 @@ import { InvalidRequestError, KvCacheFullError, SkipPolicyError } from '../error
 import { GRAPH_IO } from '../model/graph-io.js';
 import type { ModelManifest } from '../model/manifest.js';
 import { rotaryTables } from '../model/rope.js';
-import type { BoundSkipPolicy, LayerSelection, PolicyRow } from '../policy/skip-policy.js';
+import { layersOfRow, type BoundSkipPolicy, type LayerSelection, type PolicyRow } from '../policy/skip-policy.js';
 import type { ModelGraphs } from './model-graphs.js';
 import { Sequence } from './sequence.js';
 import { StepBuffers } from './step-buffers.js';
 
-/** Work the engine has done, for stats and benchmarks. */
+/** The kinds of graph the engine runs. */
+export type GraphKind = 'embed' | 'layer' | 'head' | 'kvProjection';
+
+/**
+ * Work the engine has done, for stats and benchmarks. A layer run is one
+ * layer graph for a whole batch; milliseconds are spent awaiting ONNX Runtime.
+ */
 export interface EngineCounters {
   /** Prompt chunks and decode steps run. */
   steps: number;
-  /** Decoder-layer graph runs (one per layer per step, whatever the batch size). */
+  /** Milliseconds inside engine steps, ONNX Runtime included. */
+  stepMs: number;
+  /** Milliseconds awaiting ONNX Runtime, all graphs. */
+  sessionMs: number;
+  embedRuns: number;
+  embedMs: number;
   layerRuns: number;
-  /** Key/value projection runs for state propagation. */
-  kvProjectionRuns: number;
+  layerMs: number;
   /** Head runs, probes included. */
   headRuns: number;
-  /** Head runs at probe layers. */
+  headMs: number;
+  /** Head runs at Early Exit probe layers. */
   probeRuns: number;
-  /** Milliseconds spent awaiting ONNX Runtime. */
-  sessionMs: number;
-  /** Milliseconds spent inside engine steps, ONNX Runtime included. */
-  stepMs: number;
+  /** Key/value projection runs for state propagation. */
+  kvProjectionRuns: number;
+  kvProjectionMs: number;
+}
+
+/** A copy of counters, for measuring the work between two moments. */
+export function snapshotCounters(counters: EngineCounters): EngineCounters {
+  return { ...counters };
 }
 
 /** One row of a decode step: a sequence and the token it feeds. */
@@ -47,7 +62,20 @@ const flip = (side: Side): Side => (side === 0 ? 1 : 0);
  * engine drives one set of sessions and one cache.
  */
 export class Engine {
-  readonly counters: EngineCounters = { steps: 0, layerRuns: 0, kvProjectionRuns: 0, headRuns: 0, probeRuns: 0, sessionMs: 0, stepMs: 0 };
+  readonly counters: EngineCounters = {
+    steps: 0,
+    stepMs: 0,
+    sessionMs: 0,
+    embedRuns: 0,
+    embedMs: 0,
+    layerRuns: 0,
+    layerMs: 0,
+    headRuns: 0,
+    headMs: 0,
+    probeRuns: 0,
+    kvProjectionRuns: 0,
+    kvProjectionMs: 0,
+  };
   private readonly cosTensor: ort.Tensor;
   private readonly sinTensor: ort.Tensor;
   private readonly plain: boolean;
@@ -139,7 +167,7 @@ export class Engine {
     const row: PolicyRow = { position: start, generated: 0 };
     const selected = policy.appliesToPrompt ? layerMask(policy.layers({ phase: 'prompt', rows: [row] }), 0, this.numLayers, policy.policy.name) : null;
 
-    await this.run(this.graphs.embed, { [GRAPH_IO.embed.inputIds]: buffers.idsTensor }, { [GRAPH_IO.embed.hidden]: buffers.hiddenTensors[0] });
+    await this.run('embed', this.graphs.embed, { [GRAPH_IO.embed.inputIds]: buffers.idsTensor }, { [GRAPH_IO.embed.hidden]: buffers.hiddenTensors[0] });
     let current: Side = 0;
     for (let layer = 0; layer < this.numLayers; layer++) {
       if (selected && !selected[layer]) {
@@ -157,11 +185,11 @@ export class Engine {
     const headInput = allLogits ? hidden : hidden.slice((tokens - 1) * hiddenSize, tokens * hiddenSize);
     const logits = new Float32Array(headRows * vocabSize);
     await this.run(
+      'head',
       this.graphs.head,
       { [GRAPH_IO.head.hidden]: new ort.Tensor('float32', headInput, [1, headRows, hiddenSize]) },
       { [GRAPH_IO.head.logits]: new ort.Tensor('float32', logits, [1, headRows, vocabSize]) },
     );
-    this.counters.headRuns++;
     this.cache.advance(sequence.slot, tokens);
     return logits;
   }
@@ -174,7 +202,7 @@ export class Engine {
     this.checkIds(rows.map((r) => r.token));
     for (const s of sequences) this.checkRoom(s, 1);
 
-    this.cache.arrange(sequences.map((s) => s.slot));
+    const first = this.cache.arrange(sequences.map((s) => s.slot));
     const buffers = this.buffersFor(n);
     let total = 0;
     rows.forEach(({ sequence, token }, r) => {
@@ -190,7 +218,7 @@ export class Engine {
     const exited = new Uint8Array(n);
     const probeLogits = new Array<Float32Array | undefined>(n);
     const ran = new Uint16Array(n);
-    await this.run(this.graphs.embed, { [GRAPH_IO.embed.inputIds]: buffers.idsTensor }, { [GRAPH_IO.embed.hidden]: buffers.hiddenTensors[0] });
+    await this.run('embed', this.graphs.embed, { [GRAPH_IO.embed.inputIds]: buffers.idsTensor }, { [GRAPH_IO.embed.hidden]: buffers.hiddenTensors[0] });
 
     let current: Side = 0;
     const { hiddenSize } = this.manifest.dims;
@@ -203,7 +231,7 @@ export class Engine {
         if (fill.length > 0) await this.propagate(layer, sequences, buffers, current, fill);
         continue;
       }
-      await this.runLayer(layer, 0, n, buffers, current);
+      await this.runLayer(layer, first, n, buffers, current);
       if (this.plain) this.storeNewKv(layer, sequences, buffers, rows.map((_, r) => r));
       const input = buffers.hidden[current];
       const output = buffers.hidden[flip(current)];
@@ -289,8 +317,7 @@ export class Engine {
       fetches[io.presentKey] = cache.key;
       fetches[io.presentValue] = cache.value;
     }
-    await this.run(this.graphs.layers[layer]!, feeds, fetches);
-    this.counters.layerRuns++;
+    await this.run('layer', this.graphs.layers[layer]!, feeds, fetches);
   }
 
   /** Stores the keys and values a plain-attention layer returned, for the given batch rows. */
@@ -320,6 +347,7 @@ export class Engine {
     const subset = rows.length === buffers.rows ? buffers : this.gather(buffers, current, rows);
     const session = await this.graphs.kvProjection(layer);
     await this.run(
+      'kvProjection',
       session,
       {
         [io.hidden]: subset === buffers ? buffers.hiddenTensors[current] : subset.hiddenTensors[0],
@@ -329,7 +357,6 @@ export class Engine {
       },
       { [io.newKey]: subset.newKeyTensor, [io.newValue]: subset.newValueTensor },
     );
-    this.counters.kvProjectionRuns++;
     this.storeNewKv(layer, rows.map((r) => sequences[r]!), subset, rows.map((_, i) => i));
     for (const r of rows) sequences[r]!.counters.propagatedLayers++;
   }
@@ -362,11 +389,11 @@ export class Engine {
       this.headOutputs.set(count, output);
     }
     await this.run(
+      'head',
       this.graphs.head,
       { [GRAPH_IO.head.hidden]: new ort.Tensor('float32', input, [count, 1, hiddenSize]) },
       { [GRAPH_IO.head.logits]: output.tensor },
     );
-    this.counters.headRuns++;
     return output.data;
   }
 
@@ -393,10 +420,13 @@ export class Engine {
     return tensors;
   }
 
-  private async run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor>): Promise<void> {
+  private async run(kind: GraphKind, session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor>): Promise<void> {
     const started = performance.now();
     await session.run(feeds, fetches);
-    this.counters.sessionMs += performance.now() - started;
+    const ms = performance.now() - started;
+    this.counters.sessionMs += ms;
+    this.counters[`${kind}Runs`]++;
+    this.counters[`${kind}Ms`] += ms;
   }
 
   private checkIds(ids: readonly number[]): void {
@@ -435,7 +465,7 @@ export class Engine {
 
 /** Expands a policy's selection for one row into a per-layer flag array. */
 function layerMask(selection: LayerSelection, row: number, numLayers: number, policy: string): Uint8Array {
-  const layers = isPerRow(selection) ? selection.perRow[row] : selection;
+  const layers = layersOfRow(selection, row);
   if (!layers) throw new SkipPolicyError(policy, `returned no layers for batch row ${row}`);
   const mask = new Uint8Array(numLayers);
   for (const layer of layers) {
@@ -447,9 +477,6 @@ function layerMask(selection: LayerSelection, row: number, numLayers: number, po
   return mask;
 }
 
-function isPerRow(selection: LayerSelection): selection is { readonly perRow: readonly (readonly number[])[] } {
-  return !Array.isArray(selection);
-}
 
 /** 0 where a new token may attend (its row's cached tokens and the new tokens up to itself), -inf elsewhere. */
 function fillBias(bias: Float32Array, lengths: readonly number[], tokens: number, slotLength: number): void {

@@ -39,6 +39,20 @@ describe('Model.generate and Model.stream', () => {
     expect(result.stats.kvCache.bytesPerToken).toBe(2 * 2 * 2 * 16 * 4);
   });
 
+  it('scores a continuation with the log-probabilities of the reference', async () => {
+    const continuation = [17, 250, 3, 99, 140];
+    const score = await model.score(prompt, continuation);
+    const logits = reference.forward([...prompt, ...continuation]);
+    const expected = continuation.map((token, i) => {
+      const row = logits[prompt.length - 1 + i]!;
+      const max = Math.max(...row);
+      return row[token]! - max - Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0));
+    });
+    score.logProbs.forEach((lp, i) => expect(lp).toBeCloseTo(expected[i]!, 4));
+    expect(score.perplexity).toBeCloseTo(Math.exp(-expected.reduce((a, b) => a + b) / expected.length), 3);
+    expect(score.layersPerToken).toBe(2);
+  });
+
   it('the full policy is the same as no policy', async () => {
     const plain = await model.generate(prompt, { maxNewTokens: 8, eosTokenIds: [] });
     const full = await model.generate(prompt, { maxNewTokens: 8, eosTokenIds: [], policy: fullDepth() });

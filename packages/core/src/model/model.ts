@@ -11,6 +11,24 @@ import type { DeviceChoice } from '../runtime/execution-provider.js';
 import type { TextTokenizer } from '../tokenizer/text-tokenizer.js';
 import type { ModelManifest } from './manifest.js';
 
+/** Result of {@link Model.score}. */
+export interface ContinuationScore {
+  /** Natural log-probability of each continuation token given everything before it. */
+  logProbs: number[];
+  /** exp of the mean negative log-probability. */
+  perplexity: number;
+  /** Mean layers the policy ran per fed continuation token. */
+  layersPerToken: number;
+}
+
+function logSoftmaxAt(logits: Float32Array, token: number): number {
+  let max = -Infinity;
+  for (const v of logits) max = Math.max(max, v);
+  let total = 0;
+  for (const v of logits) total += Math.exp(v - max);
+  return logits[token]! - max - Math.log(total);
+}
+
 /**
  * A loaded model: its graphs on a device, its KV cache, its tokenizer if it
  * has one, and the generation API. Create one with `loadModel`.
@@ -111,6 +129,30 @@ export class Model {
       const all = await this.engine.prefill(sequence, ids, { allLogits: true });
       const vocab = this.manifest.dims.vocabSize;
       return ids.map((_, i) => all.slice(i * vocab, (i + 1) * vocab));
+    } finally {
+      this.engine.close(sequence);
+    }
+  }
+
+  /**
+   * How likely the model finds `continuation` after `prompt`: the prompt runs
+   * as a prompt (full depth unless the policy applies to prompts) and the
+   * continuation is fed token by token as if generated, through the policy.
+   * This is how a skip policy's quality is measured on given text.
+   */
+  async score(prompt: readonly number[], continuation: readonly number[], options: { policy?: SkipPolicy } = {}): Promise<ContinuationScore> {
+    const promptIds = this.promptIds(prompt, {});
+    const tokens = this.promptIds(continuation, {});
+    const sequence = this.engine.open(promptIds.length + tokens.length, this.bindPolicy(options.policy ?? this.defaultPolicy));
+    try {
+      let logits = await this.engine.prefill(sequence, promptIds);
+      const logProbs: number[] = [];
+      for (let i = 0; i < tokens.length; i++) {
+        logProbs.push(logSoftmaxAt(logits, tokens[i]!));
+        if (i + 1 < tokens.length) [logits] = (await this.engine.decode([{ sequence, token: tokens[i]! }])) as [Float32Array];
+      }
+      const meanNll = -logProbs.reduce((a, b) => a + b, 0) / logProbs.length;
+      return { logProbs, perplexity: Math.exp(meanNll), layersPerToken: sequence.decoded ? sequence.counters.generatedLayers / sequence.decoded : this.manifest.dims.numLayers };
     } finally {
       this.engine.close(sequence);
     }

@@ -73,3 +73,12 @@ export interface BoundSkipPolicy {
     shouldExit(probe: ProbeResult): boolean;
   };
 }
+
+/** The layers one batch row runs under a selection (the shared list, or that row's own). */
+export function layersOfRow(selection: LayerSelection, row: number): readonly number[] | undefined {
+  return isPerRow(selection) ? selection.perRow[row] : selection;
+}
+
+function isPerRow(selection: LayerSelection): selection is { readonly perRow: readonly (readonly number[])[] } {
+  return !Array.isArray(selection);
+}

@@ -103,3 +103,26 @@ export function argmaxOf(values: ArrayLike<number>): number {
   for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
   return best;
 }
+
+/** Overwrites every layer's keys and values of a sequence's slot with zeros, so nothing stale can pass for a result. */
+export function zeroSlot(model: Model, sequence: Sequence): void {
+  const { numLayers, numKvHeads, headDim } = model.manifest.dims;
+  const tokens = model.cache.slotLength;
+  const zeros = new Float32Array(numKvHeads * tokens * headDim);
+  for (let layer = 0; layer < numLayers; layer++) model.cache.write(layer, sequence.slot, 0, tokens, zeros, zeros);
+}
+
+/** Copies of one position's keys and values in a layer of a sequence's slot, `[kvHeads, 1, headDim]` (the layout `KvCache.write` takes). */
+export function kvAt(model: Model, sequence: Sequence, layer: number, position: number): { key: Float32Array; value: Float32Array } {
+  const { numKvHeads, headDim } = model.manifest.dims;
+  const slotLength = model.cache.slotLength;
+  const view = model.cache.view(layer, sequence.slot.index, 1);
+  const key = new Float32Array(numKvHeads * headDim);
+  const value = new Float32Array(numKvHeads * headDim);
+  for (let h = 0; h < numKvHeads; h++) {
+    const at = (h * slotLength + position) * headDim;
+    key.set(view.key.subarray(at, at + headDim), h * headDim);
+    value.set(view.value.subarray(at, at + headDim), h * headDim);
+  }
+  return { key, value };
+}

@@ -1,0 +1,70 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+import { Command, Option } from 'commander';
+
+import type { Device } from '@skipgen/core';
+import { presets, type PresetName } from '@skipgen/test-models';
+
+import { checkpointModel, presetModel, type BenchModel } from '../bench/bench-models.js';
+import { runBench, type BenchOptions, type BenchRow } from '../bench/run-bench.js';
+import { integer, integerList, numberList } from '../options/parse.js';
+import { benchTable } from '../report/bench-table.js';
+
+interface BenchFlags {
+  model?: string;
+  preset?: PresetName;
+  trained?: boolean;
+  batch: number[];
+  targets: number[];
+  promptTokens: number;
+  newTokens: number;
+  repeats: number;
+  device: Device;
+  threads?: number;
+  json?: boolean;
+}
+
+/** stories260K beside the repository: a real trained model, used when present. */
+const STORIES_260K = resolve('../shared/fixtures/stories260k');
+
+export function benchCommand(): Command {
+  return new Command('bench')
+    .description('decode tokens/s of full depth and each skip policy at several targets (run alternately, medians)')
+    .option('--model <dir>', 'a converted model directory (default: the 30-layer preset, and stories260K when present)')
+    .addOption(new Option('--preset <name>', 'a random test-models preset, generated and converted on first use').choices(Object.keys(presets)))
+    .option('--trained', 'with --model: the weights are trained, so Early Exit can be tuned on them')
+    .option('--batch <sizes>', 'batch sizes, e.g. 1,4,8', integerList, [1])
+    .option('--targets <speedups>', 'target speedups', numberList, [2, 3, 5])
+    .option('--prompt-tokens <n>', 'prompt length', integer(1), 32)
+    .option('--new-tokens <n>', 'tokens generated per run', integer(2), 64)
+    .option('--repeats <n>', 'timed repeats per configuration', integer(1), 5)
+    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'auto']).default('cpu'))
+    .option('--threads <n>', 'intra-op threads per session', integer(1))
+    .option('--json', 'print the rows as a JSON array')
+    .action(async (flags: BenchFlags) => {
+      const log = (line: string) => console.error(line);
+      const models: BenchModel[] = [];
+      if (flags.model) models.push({ name: flags.model, dir: flags.model, trained: flags.trained ?? false });
+      if (flags.preset) models.push(await presetModel(flags.preset, log));
+      if (models.length === 0) {
+        models.push(await presetModel('bench-30-layer', log));
+        if (existsSync(STORIES_260K)) models.push(await checkpointModel('stories260k', STORIES_260K, log));
+        else log(`stories260K not found at ${STORIES_260K}; Early Exit rows need trained weights`);
+      }
+      const options: BenchOptions = {
+        batches: flags.batch,
+        targets: flags.targets,
+        promptTokens: flags.promptTokens,
+        newTokens: flags.newTokens,
+        repeats: flags.repeats,
+        device: flags.device,
+        threads: flags.threads,
+        policies: ['unified', 'skipdecode', 'early-exit'],
+        log,
+      };
+      const rows: BenchRow[] = [];
+      for (const model of models) rows.push(...(await runBench(model, options)));
+      console.log(flags.json ? JSON.stringify(rows, null, 2) : benchTable(rows));
+    });
+}
