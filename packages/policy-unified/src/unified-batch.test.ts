@@ -142,4 +142,34 @@ describe('unified in a batch', () => {
       engine.close(b!);
     }
   });
+  it('sequences left out of a batch keep their cache when the batch moves slots around', async () => {
+    const policy = unified({ speedup: 2 });
+    const all = [...prompts, [1, 7, 7, 2, 30]];
+    const allFeeds = [...feeds, [60, 61, 62, 63, 64]];
+    const solo: Float32Array[][] = [];
+    for (let r = 0; r < all.length; r++) solo.push(await soloRun(tiny.model, policy, all[r]!, allFeeds[r]!));
+    const { engine } = tiny.model;
+    const sequences = await openAll(tiny.model, policy, all, STEPS);
+    expect(tiny.model.cache.freeSlots).toBe(0);
+    const next = [0, 0, 0, 0];
+    const step = async (rows: number[]) => {
+      const logits = await engine.decode(rows.map((r) => ({ sequence: sequences[r]!, token: allFeeds[r]![next[r]!]! })));
+      rows.forEach((r, i) => expect(maxAbsDiff(logits[i]!, solo[r]![next[r]!]!)).toBeLessThan(1e-4));
+      rows.forEach((r) => next[r]!++);
+    };
+    try {
+      // Non-consecutive batches force moves that displace the sequences left out.
+      await step([3, 1]);
+      await step([0]);
+      await step([2, 0, 3]);
+      await step([1, 2]);
+      await step([3, 0, 1, 2]);
+      await step([2, 3]);
+      await step([0, 1]);
+      expect(next).toEqual([4, 4, 4, 4]);
+      await step([3, 2, 1, 0]);
+    } finally {
+      for (const sequence of sequences) engine.close(sequence);
+    }
+  });
 });

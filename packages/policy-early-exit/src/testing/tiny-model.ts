@@ -97,13 +97,6 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return max;
 }
 
-/** Index of the largest value, lowest on a tie (like the greedy sampler). */
-export function argmaxOf(values: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
-  return best;
-}
-
 /** Overwrites every layer's keys and values of a sequence's slot with zeros, so nothing stale can pass for a result. */
 export function zeroSlot(model: Model, sequence: Sequence): void {
   const { numLayers, numKvHeads, headDim } = model.manifest.dims;

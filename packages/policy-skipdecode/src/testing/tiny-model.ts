@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { convertCheckpoint } from '@skipgen/convert';
 import { loadModel, type Model, type Sequence, type SkipPolicy } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
-import { presets, ReferenceModel, writeCheckpoint, type Checkpoint, type Tensor } from '@skipgen/test-models';
+import { presets, ReferenceModel, writeCheckpoint, type Checkpoint } from '@skipgen/test-models';
 
 /** A converted `llama-12-layer` test model with its checkpoint, loaded on the CPU. */
 export interface TinyModel {
@@ -42,25 +42,6 @@ export async function openTinyModel(): Promise<TinyModel> {
   }
 }
 
-/**
- * The checkpoint of a model made of only `layers` of `checkpoint` (renumbered
- * 0, 1, …): what a model that skips every other layer for every token computes,
- * since a skipped layer is the identity on the hidden state.
- */
-export function keepLayers(checkpoint: Checkpoint, layers: readonly number[]): Checkpoint {
-  const tensors = new Map<string, Tensor>();
-  for (const [name, tensor] of checkpoint.tensors) {
-    const match = /^model\.layers\.(\d+)\.(.*)$/.exec(name);
-    if (!match) {
-      tensors.set(name, tensor);
-      continue;
-    }
-    const at = layers.indexOf(Number(match[1]));
-    if (at >= 0) tensors.set(`model.layers.${at}.${match[2]}`, tensor);
-  }
-  return { config: { ...checkpoint.config, num_hidden_layers: layers.length }, tensors };
-}
-
 /** One solo run: prefill `prompt`, then feed `tokens` one decode step at a time; copies of every step's logits. */
 export async function soloRun(model: Model, policy: SkipPolicy, prompt: readonly number[], tokens: readonly number[]): Promise<Float32Array[]> {
   const engine = model.engine;
@@ -95,11 +76,4 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let max = 0;
   for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
   return max;
-}
-
-/** Index of the largest value, lowest on a tie (like the greedy sampler). */
-export function argmaxOf(values: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
-  return best;
 }

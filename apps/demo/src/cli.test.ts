@@ -1,0 +1,81 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const stories = fileURLToPath(new URL('../../../../shared/fixtures/stories260k', import.meta.url));
+
+async function skipgen(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args]);
+    return { stdout, stderr, code: 0 };
+  } catch (error) {
+    const e = error as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
+}
+
+describe('the skipgen CLI (built)', () => {
+  let root: string;
+  let model: string;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'skipgen-cli-'));
+    model = join(root, 'stories260k');
+    const converted = await skipgen('convert', stories, model);
+    expect(converted.code, converted.stderr).toBe(0);
+  });
+  afterAll(() => rm(root, { recursive: true, force: true }));
+
+  it('reproduces llama2.c on stories260K through generate --json', async () => {
+    const reference = JSON.parse(readFileSync(join(stories, 'reference.json'), 'utf8')) as { greedy: { prompt_ids: number[]; expected_ids: number[] }[] };
+    for (const { prompt_ids: prompt, expected_ids: expected } of reference.greedy) {
+      const { stdout, code } = await skipgen('generate', '--model', model, '--prompt-ids', prompt.join(','), '--max-new-tokens', String(expected.length), '--greedy', '--device', 'cpu', '--json');
+      expect(code).toBe(0);
+      const result = JSON.parse(stdout) as { ids: number[]; text?: string; stats: { generatedTokens: number; layersPerToken: number } };
+      expect(result.ids.slice(0, expected.length)).toEqual(expected);
+      expect(result.text).toBeUndefined();
+      expect(result.stats.layersPerToken).toBe(5);
+    }
+  });
+
+  it('applies a policy from flags and reports it in the stats', async () => {
+    const { stdout } = await skipgen('generate', '--model', model, '--prompt-ids', '1,300,45', '--max-new-tokens', '6', '--policy', 'unified', '--speedup', '2', '--json');
+    const { stats } = JSON.parse(stdout) as { stats: { layersPerToken: number; policy: { name: string; parameters: object } } };
+    expect(stats.layersPerToken).toBe(2);
+    expect(stats.policy).toEqual({ name: 'unified', parameters: { speedup: 2 } });
+  });
+
+  it('plan --json lists the layers a generated token runs', async () => {
+    const unified = JSON.parse((await skipgen('plan', '--layers', '30', '--policy', 'unified', '--speedup', '5', '--json')).stdout) as { layers: number[]; prompt: number[] };
+    expect(unified.layers).toEqual([0, 6, 12, 18, 24, 29]);
+    expect(unified.prompt).toHaveLength(30);
+    const decaying = JSON.parse(
+      (await skipgen('plan', '--layers', '12', '--policy', 'skipdecode', '--max-layers', '10', '--min-layers', '4', '--horizon', '2', '--steps', '3', '--json')).stdout,
+    ) as { layers: number[][] };
+    expect(decaying.layers).toEqual([[0, 3, 4, 5, 6, 7, 8, 9, 10, 11], [0, 6, 7, 8, 9, 10, 11], [0, 9, 10, 11]]);
+  });
+
+  it('fails with the typed error and exit code 1 on bad input', async () => {
+    const notModel = await skipgen('generate', '--model', root, '--prompt-ids', '1', '--json');
+    expect(notModel.code).toBe(1);
+    expect(notModel.stderr).toContain('ModelDirectoryError');
+    const both = await skipgen('generate', '--model', model, '--prompt', 'x', '--prompt-ids', '1');
+    expect(both.code).toBe(1);
+    expect(both.stderr).toContain('give exactly one of --prompt <text> or --prompt-ids <ids>');
+    const badIds = await skipgen('generate', '--model', model, '--prompt-ids', '1,999');
+    expect(badIds.stderr).toContain('InvalidRequestError: prompt: 999 is not a token id of this model (0 ..< 512)');
+    const missing = await skipgen('convert', join(root, 'nope'), join(root, 'out'));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('CheckpointNotFoundError');
+    const tooDeep = await skipgen('plan', '--layers', '6', '--policy', 'unified', '--speedup', '5');
+    expect(tooDeep.stderr).toContain('the largest target for 6 layers is 3x');
+  });
+});
