@@ -8,9 +8,11 @@ import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { stories260kDir } from '@skipgen/test-models';
+
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-const stories = fileURLToPath(new URL('../../../../shared/fixtures/stories260k', import.meta.url));
+const stories = stories260kDir();
 
 async function skipgen(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   try {

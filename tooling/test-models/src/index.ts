@@ -7,3 +7,4 @@ export { readModelDims, type ModelDims, type Llama3RopeParameters } from './mode
 export { ropeInverseFrequencies } from './rope.js';
 export { float32ToFloat16Bits, float16BitsToFloat32, float32ToBfloat16Bits, bfloat16BitsToFloat32 } from './float-bits.js';
 export { byteLevelTokenizer, writeTokenizer, type TokenizerSpec } from './tokenizer.js';
+export { sharedDir, stories260kDir } from './shared-fixtures.js';

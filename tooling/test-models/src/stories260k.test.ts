@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from './checkpoint.js';
+import { stories260kDir } from './shared-fixtures.js';
 import { ReferenceModel } from './reference.js';
 
 /**
@@ -10,7 +11,7 @@ import { ReferenceModel } from './reference.js';
  * here wrote: the one check that the reference is right rather than merely
  * self-consistent. Deliberately not skipped when missing.
  */
-const FIXTURE_DIR = '/work/shared/fixtures/stories260k';
+const FIXTURE_DIR = stories260kDir();
 
 interface Expected {
   greedy: { prompt_ids: number[]; expected_ids: number[] }[];

@@ -1,10 +1,7 @@
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-
 import { Command, Option } from 'commander';
 
 import type { Device } from '@skipgen/core';
-import { presets, type PresetName } from '@skipgen/test-models';
+import { presets, stories260kDir, type PresetName } from '@skipgen/test-models';
 
 import { checkpointModel, presetModel, type BenchModel } from '../bench/bench-models.js';
 import { runBench, type BenchOptions, type BenchRow } from '../bench/run-bench.js';
@@ -25,8 +22,14 @@ interface BenchFlags {
   json?: boolean;
 }
 
-/** stories260K beside the repository: a real trained model, used when present. */
-const STORIES_260K = resolve('../shared/fixtures/stories260k');
+/** stories260K beside the repository, a real trained model; the bench runs without it. */
+function findStories260k(): string | null {
+  try {
+    return stories260kDir();
+  } catch {
+    return null;
+  }
+}
 
 export function benchCommand(): Command {
   return new Command('bench')
@@ -49,8 +52,9 @@ export function benchCommand(): Command {
       if (flags.preset) models.push(await presetModel(flags.preset, log));
       if (models.length === 0) {
         models.push(await presetModel('bench-30-layer', log));
-        if (existsSync(STORIES_260K)) models.push(await checkpointModel('stories260k', STORIES_260K, log));
-        else log(`stories260K not found at ${STORIES_260K}; Early Exit rows need trained weights`);
+        const stories = findStories260k();
+        if (stories) models.push(await checkpointModel('stories260k', stories, log));
+        else log('stories260K not found beside the repository; Early Exit rows need trained weights');
       }
       const options: BenchOptions = {
         batches: flags.batch,

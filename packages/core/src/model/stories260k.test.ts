@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { convertCheckpoint } from '@skipgen/convert';
 import { kvCache } from '@skipgen/kv-cache';
+import { stories260kDir } from '@skipgen/test-models';
 
 import { loadModel, type Model } from '../index.js';
-import { STORIES_260K } from '../testing/converted-preset.js';
 
 interface Reference {
   greedy: { prompt_ids: number[]; expected_ids: number[] }[];
@@ -26,10 +26,10 @@ describe('stories260K against llama2.c', () => {
   let reference: Reference;
 
   beforeAll(async () => {
-    if (!existsSync(join(STORIES_260K, 'reference.json'))) throw new Error(`the stories260K fixture is missing at ${STORIES_260K}`);
-    reference = JSON.parse(readFileSync(join(STORIES_260K, 'reference.json'), 'utf8')) as Reference;
+    const fixture = stories260kDir();
+    reference = JSON.parse(readFileSync(join(fixture, 'reference.json'), 'utf8')) as Reference;
     root = await mkdtemp(join(tmpdir(), 'skipgen-stories-'));
-    await convertCheckpoint(STORIES_260K, join(root, 'model'));
+    await convertCheckpoint(fixture, join(root, 'model'));
     model = await loadModel(join(root, 'model'), { kvCache: kvCache({ maxTokens: 512 }) });
   });
 

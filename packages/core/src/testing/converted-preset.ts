@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { convertCheckpoint } from '@skipgen/convert';
 import { presets, writeCheckpoint, writeTokenizer, type Checkpoint, type PresetName } from '@skipgen/test-models';
@@ -29,6 +28,3 @@ export async function convertPreset(name: PresetName, options: { tokenizer?: boo
   await convertCheckpoint(hfDir, dir);
   return { dir, hfDir, checkpoint, remove: () => rm(root, { recursive: true, force: true }) };
 }
-
-/** Where the stories260K fixture lives; tests fail loudly when it is missing. */
-export const STORIES_260K = fileURLToPath(new URL('../../../../../shared/fixtures/stories260k', import.meta.url));
