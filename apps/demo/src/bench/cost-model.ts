@@ -9,13 +9,14 @@ export interface CostModel {
 
 /**
  * Per-step costs measured in a full-depth run: what one layer, the head and
- * the embedding cost on their own, each session call's overhead included.
+ * the embedding cost on their own, each session call's overhead included
+ * (medians over the steps).
  */
-export function costModelFrom(work: EngineCounters): CostModel {
+export function costModelFrom(steps: readonly EngineCounters[]): CostModel {
   return {
-    layerMs: work.layerMs / work.layerRuns,
-    headMs: work.headMs / work.headRuns,
-    embedMs: work.embedMs / work.embedRuns,
+    layerMs: median(steps.map((w) => w.layerMs / w.layerRuns)),
+    headMs: median(steps.map((w) => w.headMs / w.headRuns)),
+    embedMs: median(steps.map((w) => w.embedMs / w.embedRuns)),
   };
 }
 

@@ -6,21 +6,27 @@ import { benchPrompt } from './measure-decode.js';
 
 /**
  * A SkipDecode schedule over `steps` generated positions whose mean layer
- * budget is as close as possible to `layers`, with the widest decay among
- * the closest (a flat budget would just be a worse Unified).
+ * budget is as close as possible to `layers`; among the closest, the widest
+ * decay (a flat budget would just be a worse Unified), then the longest horizon.
  */
 export function skipDecodeMatching(numLayers: number, layers: number, steps: number, warmupLayers = 1): SkipPolicy {
-  let best: { maxLayers: number; minLayers: number; error: number } | null = null;
-  for (let minLayers = warmupLayers + 1; minLayers <= Math.max(warmupLayers + 1, layers); minLayers++) {
+  let best: { maxLayers: number; minLayers: number; horizon: number; error: number } | null = null;
+  const better = (c: NonNullable<typeof best>) => {
+    if (!best) return true;
+    if (Math.abs(c.error - best.error) > 1e-9) return c.error < best.error;
+    const spread = c.maxLayers - c.minLayers - (best.maxLayers - best.minLayers);
+    return spread !== 0 ? spread > 0 : c.horizon > best.horizon;
+  };
+  for (let minLayers = warmupLayers + 1; minLayers <= Math.max(warmupLayers + 1, Math.floor(layers)); minLayers++) {
     for (let maxLayers = minLayers; maxLayers <= numLayers; maxLayers++) {
-      const mean = meanLayerBudget({ numLayers, maxLayers, minLayers, horizon: steps, warmupLayers }, steps);
-      const error = Math.abs(mean - layers);
-      if (!best || error < best.error - 1e-9 || (Math.abs(error - best.error) <= 1e-9 && maxLayers - minLayers > best.maxLayers - best.minLayers)) {
-        best = { maxLayers, minLayers, error };
+      for (let horizon = 1; horizon <= steps; horizon++) {
+        const mean = meanLayerBudget({ numLayers, maxLayers, minLayers, horizon, warmupLayers }, steps);
+        const candidate = { maxLayers, minLayers, horizon, error: Math.abs(mean - layers) };
+        if (better(candidate)) best = candidate;
       }
     }
   }
-  return skipDecode({ maxLayers: best!.maxLayers, minLayers: best!.minLayers, horizon: steps, warmupLayers });
+  return skipDecode({ maxLayers: best!.maxLayers, minLayers: best!.minLayers, horizon: best!.horizon, warmupLayers });
 }
 
 /** Probe every layer on shallow models; every other layer on deep ones, where a probe (a head pass) costs about a layer. */
@@ -40,24 +46,28 @@ export async function tuneEarlyExit(
 ): Promise<{ policy: SkipPolicy; threshold: number; layersPerToken: number }> {
   const numLayers = model.manifest.dims.numLayers;
   const probeEvery = probeEveryFor(numLayers);
-  const prompts = Array.from({ length: calibration.prompts }, (_, i) => benchPrompt(calibration.promptTokens, model.manifest.dims.vocabSize, 1000 + i));
+  // The prompts the bench measures with (see measureDecode's seeds), so the threshold reaches the target there.
+  const prompts = Array.from({ length: calibration.prompts }, (_, i) => benchPrompt(calibration.promptTokens, model.manifest.dims.vocabSize, 1 + i * 97));
   const layersAt = async (threshold: number) => {
     const policy = earlyExit({ threshold, probeEvery });
     let total = 0;
     for (const prompt of prompts) total += (await model.generate(prompt, { maxNewTokens: calibration.newTokens, eosTokenIds: [], policy })).stats.layersPerToken;
     return total / prompts.length;
   };
-  let low = 1e-6;
-  let high = 1;
-  let best = { threshold: high, layersPerToken: await layersAt(high) };
+  // Confidence saturates near 1 (a model that exits early falls into confident
+  // repetition), so bisect on the number of nines: threshold = 1 - 10^-nines.
+  const thresholdFor = (nines: number) => 1 - 10 ** -nines;
+  let low = 0.1;
+  let high = 9;
+  let best = { threshold: thresholdFor(high), layersPerToken: await layersAt(thresholdFor(high)) };
   const consider = (threshold: number, layersPerToken: number) => {
     if (Math.abs(layersPerToken - layers) < Math.abs(best.layersPerToken - layers)) best = { threshold, layersPerToken };
   };
-  consider(low, await layersAt(low));
+  consider(thresholdFor(low), await layersAt(thresholdFor(low)));
   for (let i = 0; i < 14; i++) {
     const middle = (low + high) / 2;
-    const used = await layersAt(middle);
-    consider(middle, used);
+    const used = await layersAt(thresholdFor(middle));
+    consider(thresholdFor(middle), used);
     if (used > layers) high = middle;
     else low = middle;
   }

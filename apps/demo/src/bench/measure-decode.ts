@@ -1,15 +1,13 @@
 import { argmax, snapshotCounters, type EngineCounters, type Model, type Sequence, type SkipPolicy } from '@skipgen/core';
 
-/** Decode throughput of one configuration in one interleaved run. */
+/** One configuration's decode steps in one interleaved run. */
 export interface DecodeMeasurement {
-  tokensPerSecond: number;
   /** Mean over rows of the layers each row ran per decode step. */
   layersPerToken: number;
-  /** Decode steps timed. */
-  steps: number;
-  decodeMs: number;
-  /** Engine work during this configuration's timed steps. */
-  work: EngineCounters;
+  /** Wall time of each timed decode step. */
+  stepMs: number[];
+  /** Engine work of each timed decode step. */
+  work: EngineCounters[];
 }
 
 export interface DecodeSetup {
@@ -44,8 +42,8 @@ export async function measureDecode(model: Model, policies: readonly SkipPolicy[
       tokens.push(first);
     }
     const steps = setup.newTokens - 1;
-    const decodeMs = policies.map(() => 0);
-    const work = policies.map(() => zeroCounters());
+    const stepMs = policies.map((): number[] => []);
+    const work = policies.map((): EngineCounters[] => []);
     for (let step = 0; step < steps; step++) {
       for (let turn = 0; turn < policies.length; turn++) {
         const index = (turn + step) % policies.length;
@@ -53,16 +51,14 @@ export async function measureDecode(model: Model, policies: readonly SkipPolicy[
         const before = snapshotCounters(engine.counters);
         const started = performance.now();
         const logits = await engine.decode(sequences.map((sequence, row) => ({ sequence, token: tokens[index]![row]! })));
-        decodeMs[index]! += performance.now() - started;
-        accumulate(work[index]!, engine.counters, before);
+        stepMs[index]!.push(performance.now() - started);
+        work[index]!.push(difference(engine.counters, before));
         tokens[index] = logits.map(argmax);
       }
     }
     return batches.map((sequences, index) => ({
-      tokensPerSecond: (setup.batch * steps * 1000) / decodeMs[index]!,
       layersPerToken: sequences.reduce((sum, s) => sum + s.counters.generatedLayers / s.decoded, 0) / sequences.length,
-      steps,
-      decodeMs: decodeMs[index]!,
+      stepMs: stepMs[index]!,
       work: work[index]!,
     }));
   } finally {
@@ -79,13 +75,8 @@ export function benchPrompt(tokens: number, vocabSize: number, seed: number): nu
   });
 }
 
-function zeroCounters(): EngineCounters {
-  return {
-    steps: 0, stepMs: 0, sessionMs: 0, embedRuns: 0, embedMs: 0, layerRuns: 0, layerMs: 0,
-    headRuns: 0, headMs: 0, probeRuns: 0, kvProjectionRuns: 0, kvProjectionMs: 0,
-  };
-}
-
-function accumulate(total: EngineCounters, after: EngineCounters, before: EngineCounters): void {
-  for (const key of Object.keys(total) as (keyof EngineCounters)[]) total[key] += after[key] - before[key];
+function difference(after: EngineCounters, before: EngineCounters): EngineCounters {
+  const out = { ...after };
+  for (const key of Object.keys(out) as (keyof EngineCounters)[]) out[key] = after[key] - before[key];
+  return out;
 }

@@ -30,7 +30,7 @@ export interface BenchRow {
   batch: number;
   layersPerToken: number;
   tokensPerSecond: number;
-  /** Against full depth at the same batch size, median of per-repeat ratios. */
+  /** Full depth's decode time over this one's, at the same batch size. */
   realSpeedup: number;
   /** From the cost model (layers + head + embedding) measured at full depth. */
   idealSpeedup: number;
@@ -81,25 +81,26 @@ async function configsFor(model: Model, benchModel: BenchModel, options: BenchOp
   const unavailable = (policy: string, target: number, note: string) =>
     skipped.push({ model: benchModel.name, policy, target, batch: 0, layersPerToken: NaN, tokensPerSecond: NaN, realSpeedup: NaN, idealSpeedup: NaN, efficiency: NaN, parameters: {}, note });
   for (const target of options.targets) {
-    const layers = layersForSpeedup(numLayers, target);
-    if (layers < 2) {
-      for (const policy of options.policies) unavailable(policy, target, `${target}x leaves ${layers} of ${numLayers} layers`);
-      continue;
-    }
+    // Every policy at a target runs the same mean layers per token: Unified's
+    // floor(L / target) when Unified can run it, else L / target.
+    const unifiedLayers = layersForSpeedup(numLayers, target);
+    const layers = unifiedLayers >= 2 ? unifiedLayers : numLayers / target;
     if (options.policies.includes('unified')) {
-      configs.push({ policy: 'unified', target, skip: unified({ speedup: target }) });
+      if (unifiedLayers >= 2) configs.push({ policy: 'unified', target, skip: unified({ speedup: target }) });
+      else unavailable('unified', target, `${target}x leaves ${unifiedLayers} of ${numLayers} layers; the first and last must run`);
     }
     if (options.policies.includes('skipdecode')) {
-      configs.push({ policy: 'skipdecode', target, skip: skipDecodeMatching(numLayers, layers, options.newTokens - 1) });
+      const warmupLayers = layers >= 2 ? 1 : 0;
+      configs.push({ policy: 'skipdecode', target, skip: skipDecodeMatching(numLayers, layers, options.newTokens - 1, warmupLayers) });
     }
     if (options.policies.includes('early-exit')) {
       if (!benchModel.trained) {
         unavailable('early-exit', target, 'needs trained weights to tune its threshold');
         continue;
       }
-      options.log(`${benchModel.name}: tuning the Early Exit threshold for ${layers} layers per token…`);
-      const tuned = await tuneEarlyExit(model, numLayers / target, { prompts: 2, promptTokens: options.promptTokens, newTokens: options.newTokens });
-      configs.push({ policy: 'early-exit', target, skip: tuned.policy, note: `threshold ${tuned.threshold.toPrecision(3)}` });
+      options.log(`${benchModel.name}: tuning the Early Exit threshold for ${layers.toFixed(2)} layers per token…`);
+      const tuned = await tuneEarlyExit(model, layers, { prompts: 3, promptTokens: options.promptTokens, newTokens: options.newTokens });
+      configs.push({ policy: 'early-exit', target, skip: tuned.policy, note: `threshold 1 − ${(1 - tuned.threshold).toExponential(1)}` });
     }
   }
   return { configs, skipped };
@@ -109,17 +110,22 @@ async function measureBatch(model: Model, name: string, configs: Config[], batch
   const policies = configs.map((config) => config.skip);
   const setup = { batch, promptTokens: options.promptTokens, newTokens: options.newTokens, seed: 1 };
   await measureDecode(model, policies, { ...setup, newTokens: Math.min(8, options.newTokens) });
-  const samples = configs.map(() => ({ tokensPerSecond: [] as number[], layersPerToken: [] as number[], ratio: [] as number[] }));
+  const stepMs = configs.map((): number[][] => []);
+  const layersPerToken = configs.map((): number[] => []);
   const costs: CostModel[] = [];
   for (let repeat = 0; repeat < options.repeats; repeat++) {
     const runs = await measureDecode(model, policies, { ...setup, seed: 1 + repeat * 97 });
     costs.push(costModelFrom(runs[0]!.work));
     runs.forEach((run, index) => {
-      samples[index]!.tokensPerSecond.push(run.tokensPerSecond);
-      samples[index]!.layersPerToken.push(run.layersPerToken);
-      samples[index]!.ratio.push(run.tokensPerSecond / runs[0]!.tokensPerSecond);
+      stepMs[index]!.push(run.stepMs);
+      layersPerToken[index]!.push(run.layersPerToken);
     });
   }
+  // Step t of every repeat decodes at the same position (and, for SkipDecode,
+  // the same budget): the median over repeats of each step, summed, keeps the
+  // schedule's real cost and drops the bursts of a shared machine.
+  const decodeMs = stepMs.map((repeats) => repeats[0]!.reduce((sum, _, t) => sum + median(repeats.map((steps) => steps[t]!)), 0));
+  const steps = options.newTokens - 1;
   const cost: CostModel = {
     layerMs: median(costs.map((c) => c.layerMs)),
     headMs: median(costs.map((c) => c.headMs)),
@@ -127,17 +133,16 @@ async function measureBatch(model: Model, name: string, configs: Config[], batch
   };
   const numLayers = model.manifest.dims.numLayers;
   return configs.map((config, index) => {
-    const sample = samples[index]!;
-    const layersPerToken = median(sample.layersPerToken);
-    const realSpeedup = median(sample.ratio);
-    const ideal = idealSpeedup(cost, numLayers, layersPerToken);
+    const layers = median(layersPerToken[index]!);
+    const realSpeedup = decodeMs[0]! / decodeMs[index]!;
+    const ideal = idealSpeedup(cost, numLayers, layers);
     return {
       model: name,
       policy: config.policy,
       target: config.target,
       batch,
-      layersPerToken,
-      tokensPerSecond: median(sample.tokensPerSecond),
+      layersPerToken: layers,
+      tokensPerSecond: (batch * steps * 1000) / decodeMs[index]!,
       realSpeedup,
       idealSpeedup: ideal,
       efficiency: realSpeedup / ideal,

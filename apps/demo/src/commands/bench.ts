@@ -4,9 +4,10 @@ import type { Device } from '@skipgen/core';
 import { presets, stories260kDir, type PresetName } from '@skipgen/test-models';
 
 import { checkpointModel, presetModel, type BenchModel } from '../bench/bench-models.js';
+import { measureContexts, type ContextRow } from '../bench/context-scaling.js';
 import { runBench, type BenchOptions, type BenchRow } from '../bench/run-bench.js';
 import { integer, integerList, numberList } from '../options/parse.js';
-import { benchTable } from '../report/bench-table.js';
+import { benchTable, contextTable } from '../report/bench-table.js';
 
 interface BenchFlags {
   model?: string;
@@ -19,6 +20,7 @@ interface BenchFlags {
   repeats: number;
   device: Device;
   threads?: number;
+  contexts?: number[];
   json?: boolean;
 }
 
@@ -44,6 +46,7 @@ export function benchCommand(): Command {
     .option('--repeats <n>', 'timed repeats per configuration', integer(1), 5)
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'auto']).default('cpu'))
     .option('--threads <n>', 'intra-op threads per session', integer(1))
+    .option('--contexts <lengths>', 'instead: full-depth decode step cost after prompts of these lengths, e.g. 32,1024', integerList)
     .option('--json', 'print the rows as a JSON array')
     .action(async (flags: BenchFlags) => {
       const log = (line: string) => console.error(line);
@@ -55,6 +58,16 @@ export function benchCommand(): Command {
         const stories = findStories260k();
         if (stories) models.push(await checkpointModel('stories260k', stories, log));
         else log('stories260K not found beside the repository; Early Exit rows need trained weights');
+      }
+      if (flags.contexts) {
+        const rows: ContextRow[] = [];
+        for (const batch of flags.batch) {
+          for (const model of models) {
+            rows.push(...(await measureContexts(model, { contexts: flags.contexts, batch, newTokens: 16, repeats: flags.repeats, device: flags.device, threads: flags.threads })));
+          }
+        }
+        console.log(flags.json ? JSON.stringify(rows, null, 2) : contextTable(rows));
+        return;
       }
       const options: BenchOptions = {
         batches: flags.batch,

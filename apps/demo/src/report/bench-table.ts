@@ -1,5 +1,6 @@
 import { markdownTable } from 'markdown-table';
 
+import type { ContextRow } from '../bench/context-scaling.js';
 import type { BenchRow } from '../bench/run-bench.js';
 
 const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
@@ -23,5 +24,24 @@ export function benchTable(rows: readonly BenchRow[]): string {
       ]),
     ],
     { align: ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'l'] },
+  );
+}
+
+/** Decode step cost by context length. */
+export function contextTable(rows: readonly ContextRow[]): string {
+  return markdownTable(
+    [
+      ['model', 'batch', 'context', 'ms/step', 'in ONNX Runtime', 'outside', 'outside share'],
+      ...rows.map((r) => [
+        r.model,
+        String(r.batch),
+        String(r.context),
+        r.msPerStep.toFixed(2),
+        `${r.runtimeMs.toFixed(2)} ms`,
+        `${r.outsideMs.toFixed(3)} ms`,
+        `${((r.outsideMs / r.msPerStep) * 100).toFixed(1)}%`,
+      ]),
+    ],
+    { align: ['l', 'r', 'r', 'r', 'r', 'r', 'r'] },
   );
 }

@@ -1,0 +1,56 @@
+import { fullDepth, loadModel, readManifest, type Device } from '@skipgen/core';
+import { kvCache } from '@skipgen/kv-cache';
+
+import type { BenchModel } from './bench-models.js';
+import { median } from './cost-model.js';
+import { measureDecode } from './measure-decode.js';
+
+/** Cost of a full-depth decode step at one context length. */
+export interface ContextRow {
+  model: string;
+  batch: number;
+  context: number;
+  /** Median wall time of a decode step. */
+  msPerStep: number;
+  /** Of which awaiting ONNX Runtime. */
+  runtimeMs: number;
+  /** Of which the engine's own work: buffers, masks, cache bookkeeping. */
+  outsideMs: number;
+}
+
+/**
+ * Full-depth decode steps after prompts of each context length: the step
+ * should cost the same plus the attention over the longer past, since no
+ * step copies the cache.
+ */
+export async function measureContexts(
+  benchModel: BenchModel,
+  options: { contexts: number[]; batch: number; newTokens: number; repeats: number; device: Device; threads?: number | undefined },
+): Promise<ContextRow[]> {
+  const limit = (await readManifest(benchModel.dir)).dims.maxPositionEmbeddings - options.newTokens;
+  // A context past the model's positional limit is measured at the limit instead.
+  const contexts = [...new Set(options.contexts.map((c) => Math.min(c, limit)))];
+  const longest = Math.max(...contexts) + options.newTokens;
+  const model = await loadModel(benchModel.dir, {
+    kvCache: kvCache({ maxSequences: options.batch, maxTokens: options.batch * longest }),
+    device: options.device,
+    ...(options.threads ? { threads: options.threads } : {}),
+  });
+  try {
+    const rows: ContextRow[] = [];
+    for (const context of contexts) {
+      const steps: number[] = [];
+      const runtime: number[] = [];
+      for (let repeat = 0; repeat < options.repeats; repeat++) {
+        const [run] = await measureDecode(model, [fullDepth()], { batch: options.batch, promptTokens: context, newTokens: options.newTokens, seed: 1 + repeat });
+        steps.push(...run!.stepMs);
+        runtime.push(...run!.work.map((w) => w.sessionMs));
+      }
+      const outside = steps.map((ms, i) => ms - runtime[i]!);
+      rows.push({ model: benchModel.name, batch: options.batch, context, msPerStep: median(steps), runtimeMs: median(runtime), outsideMs: median(outside) });
+    }
+    return rows;
+  } finally {
+    await model.dispose();
+  }
+}
