@@ -70,3 +70,8 @@ export class TokenizerMissingError extends SkipgenError {
     super(`${path} has no tokenizer.json, so text prompts cannot be encoded; pass prompt ids (number[]) instead`);
   }
 }
+
+/** Anything thrown, as an Error (an AbortSignal's reason may be any value). */
+export function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}

@@ -34,6 +34,9 @@ export { SeededRandom } from './sampling/seeded-random.js';
 export { IncrementalDecoder } from './tokenizer/incremental-decoder.js';
 export { TextTokenizer } from './tokenizer/text-tokenizer.js';
 export { StopStringMatcher } from './generation/stop-strings.js';
+export { GenerationTask, runAlone, type TaskState } from './generation/generation-task.js';
+export { soloScheduler, type Scheduler, type SchedulerContext, type SchedulerFactory } from './generation/scheduler.js';
+export { resolveGeneration, type ResolvedGeneration } from './generation/resolve-options.js';
 export { openOnDevice, type Device, type DeviceChoice } from './runtime/execution-provider.js';
 
 export {

@@ -30,6 +30,8 @@ export interface GenerateOptions {
   addSpecialTokens?: boolean;
   /** Cancels the generation; the promise rejects (or the stream throws) with the signal's reason. */
   signal?: AbortSignal;
+  /** Keep the logits each generated token was chosen from, in `result.scores` (transformers' `output_scores`). */
+  returnScores?: boolean;
 }
 
 /** Why generation stopped. */
@@ -84,6 +86,8 @@ export interface GenerateResult {
   promptIds: number[];
   finishReason: FinishReason;
   stats: GenerationStats;
+  /** With `returnScores`: for each generated token, the logits it was chosen from (before sampling adjustments). */
+  scores?: Float32Array[];
 }
 
 /** A streaming generation: iterate its tokens, then await its result. */

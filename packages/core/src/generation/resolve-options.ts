@@ -11,6 +11,7 @@ export interface ResolvedGeneration {
   sampling: SamplingOptions;
   eosTokenIds: ReadonlySet<number>;
   stop: readonly string[];
+  returnScores: boolean;
 }
 
 /**
@@ -57,5 +58,6 @@ export function resolveGeneration(options: GenerateOptions, manifest: ModelManif
     sampling: { doSample, temperature, topK, topP, repetitionPenalty, seed },
     eosTokenIds: new Set(eos),
     stop,
+    returnScores: options.returnScores ?? false,
   };
 }

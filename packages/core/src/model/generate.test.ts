@@ -123,16 +123,20 @@ describe('Model.generate and Model.stream', () => {
       }
     })().catch((e: unknown) => e);
     expect((error as Error).name).toBe('AbortError');
-    expect(seen).toHaveLength(3);
+    // The engine may have finished the step it was in when the signal fired.
+    expect(seen.length).toBeGreaterThanOrEqual(3);
+    expect(seen.length).toBeLessThanOrEqual(4);
     await expect(stream.result).rejects.toThrow();
     expect(model.cache.freeSlots).toBe(1);
     expect((await model.generate(prompt, { maxNewTokens: 3 })).ids).toHaveLength(3);
   });
 
   it('leaving a stream early frees the slot', async () => {
-    for await (const token of model.stream(prompt, { maxNewTokens: 30 })) {
+    const stream = model.stream(prompt, { maxNewTokens: 30 });
+    for await (const token of stream) {
       if (token.index === 1) break;
     }
+    await expect(stream.result).rejects.toThrow('stream: iteration stopped before the generation finished');
     expect(model.cache.freeSlots).toBe(1);
     expect(model.cache.memory.bytesInUse).toBe(0);
   });

@@ -6,6 +6,7 @@ import { Engine } from '../engine/engine.js';
 import { ModelGraphs } from '../engine/model-graphs.js';
 import { InvalidRequestError, ModelDirectoryError } from '../errors.js';
 import type { Device } from '../runtime/execution-provider.js';
+import { soloScheduler, type SchedulerFactory } from '../generation/scheduler.js';
 import { TextTokenizer } from '../tokenizer/text-tokenizer.js';
 import { MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from './manifest.js';
 import { Model } from './model.js';
@@ -20,6 +21,11 @@ export interface LoadModelOptions {
   threads?: number;
   /** Prompt tokens per prefill step; longer prompts run in chunks. Default 256. */
   prefillChunkTokens?: number;
+  /**
+   * What runs `generate` and `stream` calls: by default each by itself;
+   * `continuousBatching()` from @skipgen/batching decodes concurrent calls together.
+   */
+  scheduler?: SchedulerFactory;
 }
 
 const DEFAULT_PREFILL_CHUNK = 256;
@@ -39,6 +45,9 @@ const DEFAULT_PREFILL_CHUNK = 256;
  * ```
  */
 export async function loadModel(dir: string, options: LoadModelOptions): Promise<Model> {
+  if (options?.scheduler && options.scheduler.specificationVersion !== 'v1') {
+    throw new InvalidRequestError('scheduler', `implements specificationVersion ${String(options.scheduler.specificationVersion)}; this @skipgen/core reads v1`);
+  }
   if (options?.kvCache?.specificationVersion !== 'v1') {
     throw new InvalidRequestError('kvCache', "is required: pass kvCache() from '@skipgen/kv-cache' (a cache implementing KvCache v1)");
   }
@@ -57,7 +66,7 @@ export async function loadModel(dir: string, options: LoadModelOptions): Promise
     maxPositionEmbeddings: dims.maxPositionEmbeddings,
   });
   const graphs = await ModelGraphs.open(root, manifest, options.device ?? 'cpu', options.threads);
-  return new Model(root, manifest, graphs.choice, tokenizer, new Engine(graphs, manifest, cache), graphs, prefillChunkTokens);
+  return new Model(root, manifest, graphs.choice, tokenizer, new Engine(graphs, manifest, cache), graphs, prefillChunkTokens, options.scheduler ?? soloScheduler());
 }
 
 /** Reads and validates `skipgen.json`. */

@@ -1,10 +1,11 @@
 import type { KvCache } from '../cache/kv-cache.js';
 import type { Engine } from '../engine/engine.js';
 import type { ModelGraphs } from '../engine/model-graphs.js';
-import { InvalidRequestError, TokenizerMissingError } from '../errors.js';
-import type { GenerateOptions, GenerateResult, GenerationStream, Prompt, TokenEvent } from '../generation/generation-types.js';
+import { asError, InvalidRequestError, TokenizerMissingError } from '../errors.js';
+import { GenerationTask } from '../generation/generation-task.js';
+import type { Scheduler, SchedulerFactory } from '../generation/scheduler.js';
+import type { GenerateOptions, GenerateResult, GenerationStream, Prompt } from '../generation/generation-types.js';
 import { resolveGeneration } from '../generation/resolve-options.js';
-import { runGeneration } from '../generation/run-generation.js';
 import { fullDepth } from '../policy/full-depth.js';
 import type { BoundSkipPolicy, SkipPolicy } from '../policy/skip-policy.js';
 import type { DeviceChoice } from '../runtime/execution-provider.js';
@@ -49,7 +50,14 @@ export class Model {
     readonly engine: Engine,
     private readonly graphs: ModelGraphs,
     private readonly prefillChunkTokens: number,
-  ) {}
+    scheduler: SchedulerFactory,
+  ) {
+    this.scheduler = scheduler.create({ engine, prefillChunkTokens });
+  }
+
+  /** Runs the tasks `generate` and `stream` create; see `LoadModelOptions.scheduler`. */
+  readonly scheduler: Scheduler;
+  private disposed: Promise<void> | undefined;
 
   get cache(): KvCache {
     return this.engine.cache;
@@ -63,17 +71,18 @@ export class Model {
    * const { text, stats } = await model.generate('Once upon a time', { maxNewTokens: 32 });
    * ```
    */
-  async generate(prompt: Prompt, options: GenerateOptions = {}): Promise<GenerateResult> {
-    const tokens = this.start(prompt, options);
-    for (;;) {
-      const next = await tokens.next();
-      if (next.done) return next.value;
+  generate(prompt: Prompt, options: GenerateOptions = {}): Promise<GenerateResult> {
+    try {
+      return this.stream(prompt, options).result;
+    } catch (error) {
+      return Promise.reject(asError(error));
     }
   }
 
   /**
    * Generates token by token; text arrives decoded incrementally, never
    * splitting a multi-byte character. Leaving the loop early frees the sequence.
+   * Bad options throw here, before anything runs.
    *
    * @example
    * ```ts
@@ -83,28 +92,27 @@ export class Model {
    * ```
    */
   stream(prompt: Prompt, options: GenerateOptions = {}): GenerationStream {
-    const tokens = this.start(prompt, options);
-    let settle!: { resolve: (r: GenerateResult) => void; reject: (e: unknown) => void };
-    const result = new Promise<GenerateResult>((resolve, reject) => (settle = { resolve, reject }));
-    // Callers that only iterate must not see an unhandled rejection.
-    result.catch(() => undefined);
-    async function* events(): AsyncGenerator<TokenEvent, void> {
-      try {
-        for (;;) {
-          const next = await tokens.next();
-          if (next.done) return settle.resolve(next.value);
-          yield next.value;
-        }
-      } catch (error) {
-        settle.reject(error);
-        throw error;
-      } finally {
-        await tokens.return(undefined as never);
-        settle.reject(new InvalidRequestError('stream', 'iteration stopped before the generation finished'));
-      }
-    }
-    const iterator = events();
-    return { result, [Symbol.asyncIterator]: () => iterator };
+    const task = this.createTask(prompt, options);
+    this.scheduler.submit(task);
+    return task.stream;
+  }
+
+  /**
+   * Validates a request and prepares its generation without running it: for
+   * schedulers (such as @skipgen/batching) that step many tasks through
+   * `model.engine` together. Throws the typed error of a bad request.
+   */
+  createTask(prompt: Prompt, options: GenerateOptions = {}): GenerationTask {
+    const promptIds = this.promptIds(prompt, options);
+    const settings = resolveGeneration(options, this.manifest, this.tokenizer !== null);
+    const policy = this.bindPolicy(options.policy ?? this.defaultPolicy);
+    this.engine.cache.assertFits(promptIds.length + settings.maxNewTokens);
+    return new GenerationTask(promptIds, settings, policy, this.tokenizer, this.device.device, options.signal);
+  }
+
+  /** Prompt tokens per prefill step, as configured at load. */
+  get prefillChunk(): number {
+    return this.prefillChunkTokens;
   }
 
   /** Token ids of `text`. Throws `TokenizerMissingError` for a model without a tokenizer. */
@@ -171,23 +179,10 @@ export class Model {
     return bound;
   }
 
-  /** Releases the ONNX Runtime sessions. The model cannot be used afterwards. */
-  async dispose(): Promise<void> {
-    await this.graphs.release();
-  }
-
-  private start(prompt: Prompt, options: GenerateOptions): AsyncGenerator<TokenEvent, GenerateResult> {
-    const promptIds = this.promptIds(prompt, options);
-    const settings = resolveGeneration(options, this.manifest, this.tokenizer !== null);
-    const policy = this.bindPolicy(options.policy ?? this.defaultPolicy);
-    this.engine.cache.assertFits(promptIds.length + settings.maxNewTokens);
-    return runGeneration(
-      { engine: this.engine, tokenizer: this.tokenizer, device: this.device.device, prefillChunkTokens: this.prefillChunkTokens },
-      promptIds,
-      settings,
-      policy,
-      options.signal,
-    );
+  /** Waits for running generations, then releases the ONNX Runtime sessions. The model cannot be used afterwards. */
+  dispose(): Promise<void> {
+    this.disposed ??= this.scheduler.close().then(() => this.graphs.release());
+    return this.disposed;
   }
 
   private promptIds(prompt: Prompt, options: GenerateOptions): number[] {
