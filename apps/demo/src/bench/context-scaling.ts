@@ -32,23 +32,29 @@ export async function measureContexts(
   const contexts = [...new Set(options.contexts.map((c) => Math.min(c, limit)))];
   const longest = Math.max(...contexts) + options.newTokens;
   const model = await loadModel(benchModel.dir, {
-    kvCache: kvCache({ maxSequences: options.batch, maxTokens: options.batch * longest }),
+    kvCache: kvCache({ maxSequences: options.batch * contexts.length, maxTokens: options.batch * contexts.length * longest }),
     device: options.device,
     ...(options.threads ? { threads: options.threads } : {}),
   });
   try {
-    const rows: ContextRow[] = [];
-    for (const context of contexts) {
-      const steps: number[] = [];
-      const runtime: number[] = [];
-      for (let repeat = 0; repeat < options.repeats; repeat++) {
-        const [run] = await measureDecode(model, [fullDepth()], { batch: options.batch, promptTokens: context, newTokens: options.newTokens, seed: 1 + repeat });
-        steps.push(...run!.stepMs);
-        runtime.push(...run!.work.map((w) => w.sessionMs));
-      }
-      const outside = steps.map((ms, i) => ms - runtime[i]!);
-      rows.push({ model: benchModel.name, batch: options.batch, context, msPerStep: median(steps), runtimeMs: median(runtime), outsideMs: median(outside) });
+    const steps = contexts.map((): number[] => []);
+    const runtime = contexts.map((): number[] => []);
+    const lanes = contexts.map((promptTokens) => ({ policy: fullDepth(), promptTokens }));
+    for (let repeat = 0; repeat < options.repeats; repeat++) {
+      const runs = await measureDecode(model, lanes, { batch: options.batch, promptTokens: 0, newTokens: options.newTokens, seed: 1 + repeat });
+      runs.forEach((run, i) => {
+        steps[i]!.push(...run.stepMs);
+        runtime[i]!.push(...run.work.map((w) => w.sessionMs));
+      });
     }
+    const rows = contexts.map((context, i) => ({
+      model: benchModel.name,
+      batch: options.batch,
+      context,
+      msPerStep: median(steps[i]!),
+      runtimeMs: median(runtime[i]!),
+      outsideMs: median(steps[i]!.map((ms, j) => ms - runtime[i]![j]!)),
+    }));
     return rows;
   } finally {
     await model.dispose();

@@ -10,35 +10,57 @@ export interface DecodeMeasurement {
   work: EngineCounters[];
 }
 
+/** One batch decoded in a measurement: its policy, and its prompt length when it differs from the setup's. */
+export interface DecodeLane {
+  policy: SkipPolicy;
+  promptTokens?: number;
+}
+
 export interface DecodeSetup {
   batch: number;
   promptTokens: number;
   newTokens: number;
   seed: number;
+  /**
+   * Generated tokens between consecutive rows' starts: row r has generated
+   * r × stagger tokens before the timed steps, as in a continuous batch at
+   * steady state, where requests arrive at different times. Policies whose
+   * layers depend on the position (SkipDecode) pay for mixing positions here.
+   */
+  stagger?: number;
 }
 
 /**
- * Times greedy decoding of every policy at once: each gets its own batch of
- * `batch` sequences (consecutive cache slots, so nothing moves between
- * steps), and the steps of the policies take turns, in a rotating order. A
- * burst of load from elsewhere on a shared machine then lands on every
- * policy alike instead of on whichever ran during it. Prompts are prefilled
+ * Times greedy decoding of several lanes at once (policies, or prompt
+ * lengths): each gets its own batch of `batch` sequences (consecutive cache
+ * slots, so nothing moves between steps), and the lanes' steps take turns, in
+ * a rotating order. A burst of load from elsewhere on a shared machine then
+ * lands on every lane alike instead of on whichever ran during it. Prompts are prefilled
  * first and not timed: this is the tokens/s of generation.
  */
-export async function measureDecode(model: Model, policies: readonly SkipPolicy[], setup: DecodeSetup): Promise<DecodeMeasurement[]> {
+export async function measureDecode(model: Model, lanes: readonly DecodeLane[], setup: DecodeSetup): Promise<DecodeMeasurement[]> {
   const { engine } = model;
   const vocab = model.manifest.dims.vocabSize;
-  const prompts = Array.from({ length: setup.batch }, (_, row) => benchPrompt(setup.promptTokens, vocab, setup.seed + row));
+  const promptsOf = (lane: DecodeLane) =>
+    Array.from({ length: setup.batch }, (_, row) => benchPrompt(lane.promptTokens ?? setup.promptTokens, vocab, setup.seed + row));
   const batches: Sequence[][] = [];
+  const policies = lanes.map((lane) => lane.policy);
   try {
-    for (const policy of policies) {
-      const bound = model.bindPolicy(policy);
-      batches.push(prompts.map((prompt) => engine.open(prompt.length + setup.newTokens, bound)));
+    const stagger = setup.stagger ?? 0;
+    const head = stagger * (setup.batch - 1);
+    for (const lane of lanes) {
+      const bound = model.bindPolicy(lane.policy);
+      batches.push(promptsOf(lane).map((prompt) => engine.open(prompt.length + head + setup.newTokens, bound)));
     }
     const tokens: number[][] = [];
-    for (const sequences of batches) {
+    for (const [lane, sequences] of batches.entries()) {
+      const prompts = promptsOf(lanes[lane]!);
       const first: number[] = [];
-      for (const [row, sequence] of sequences.entries()) first.push(argmax(await engine.prefill(sequence, prompts[row]!)));
+      for (const [row, sequence] of sequences.entries()) {
+        let token = argmax(await engine.prefill(sequence, prompts[row]!));
+        for (let step = 0; step < row * stagger; step++) [token] = (await engine.decode([{ sequence, token }])).map(argmax) as [number];
+        first.push(token);
+      }
       tokens.push(first);
     }
     const steps = setup.newTokens - 1;

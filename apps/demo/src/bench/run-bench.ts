@@ -54,9 +54,11 @@ interface Config {
  */
 export async function runBench(benchModel: BenchModel, options: BenchOptions): Promise<BenchRow[]> {
   // Every configuration decodes its own batch at the same time (see measureDecode).
-  const sequences = Math.max(...options.batches) * (1 + options.targets.length * options.policies.length);
+  const maxBatch = Math.max(...options.batches);
+  const sequences = maxBatch * (1 + options.targets.length * options.policies.length);
+  const slot = options.promptTokens + options.newTokens + staggerFor(maxBatch, options.newTokens) * (maxBatch - 1);
   const model = await loadModel(benchModel.dir, {
-    kvCache: kvCache({ maxSequences: sequences, maxTokens: sequences * (options.promptTokens + options.newTokens) }),
+    kvCache: kvCache({ maxSequences: sequences, maxTokens: sequences * slot }),
     device: options.device,
     ...(options.threads ? { threads: options.threads } : {}),
   });
@@ -107,14 +109,14 @@ async function configsFor(model: Model, benchModel: BenchModel, options: BenchOp
 }
 
 async function measureBatch(model: Model, name: string, configs: Config[], batch: number, options: BenchOptions): Promise<BenchRow[]> {
-  const policies = configs.map((config) => config.skip);
-  const setup = { batch, promptTokens: options.promptTokens, newTokens: options.newTokens, seed: 1 };
-  await measureDecode(model, policies, { ...setup, newTokens: Math.min(8, options.newTokens) });
+  const lanes = configs.map((config) => ({ policy: config.skip }));
+  const setup = { batch, promptTokens: options.promptTokens, newTokens: options.newTokens, seed: 1, stagger: staggerFor(batch, options.newTokens) };
+  await measureDecode(model, lanes, { ...setup, newTokens: Math.min(8, options.newTokens) });
   const stepMs = configs.map((): number[][] => []);
   const layersPerToken = configs.map((): number[] => []);
   const costs: CostModel[] = [];
   for (let repeat = 0; repeat < options.repeats; repeat++) {
-    const runs = await measureDecode(model, policies, { ...setup, seed: 1 + repeat * 97 });
+    const runs = await measureDecode(model, lanes, { ...setup, seed: 1 + repeat * 97 });
     costs.push(costModelFrom(runs[0]!.work));
     runs.forEach((run, index) => {
       stepMs[index]!.push(run.stepMs);
@@ -150,4 +152,9 @@ async function measureBatch(model: Model, name: string, configs: Config[], batch
       ...(config.note ? { note: config.note } : {}),
     };
   });
+}
+
+/** Rows of a batch start this many generated tokens apart, spreading a batch over one generation's length. */
+function staggerFor(batch: number, newTokens: number): number {
+  return batch > 1 ? Math.ceil((newTokens - 1) / batch) : 0;
 }
