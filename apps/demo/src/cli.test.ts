@@ -65,6 +65,30 @@ describe('the skipgen CLI (built)', () => {
     expect(decaying.layers).toEqual([[0, 3, 4, 5, 6, 7, 8, 9, 10, 11], [0, 6, 7, 8, 9, 10, 11], [0, 9, 10, 11]]);
   });
 
+  it('bench --json reports every policy against full depth, with the fields other tools read', async () => {
+    const { stdout, code } = await skipgen('bench', '--model', model, '--trained', '--targets', '2', '--batch', '1,2', '--repeats', '1', '--new-tokens', '6', '--prompt-tokens', '4', '--json');
+    expect(code).toBe(0);
+    const rows = JSON.parse(stdout) as Record<string, unknown>[];
+    expect(rows.map((r) => `${String(r.batch)}:${String(r.policy)}`)).toEqual(['1:full', '1:unified', '1:skipdecode', '1:early-exit', '2:full', '2:unified', '2:skipdecode', '2:early-exit']);
+    for (const row of rows) {
+      for (const field of ['model', 'policy', 'target', 'batch', 'layersPerToken', 'tokensPerSecond', 'realSpeedup', 'idealSpeedup']) expect(row).toHaveProperty(field);
+      expect(row.tokensPerSecond).toBeGreaterThan(0);
+    }
+    expect(rows[0]).toMatchObject({ policy: 'full', realSpeedup: 1, idealSpeedup: 1, layersPerToken: 5 });
+    expect(rows[1]).toMatchObject({ policy: 'unified', target: 2, layersPerToken: 2 });
+  });
+
+  it('eval --json compares each policy with full depth', async () => {
+    const { stdout, code } = await skipgen('eval', '--model', model, '--targets', '2', '--prompts', '2', '--new-tokens', '6', '--json');
+    expect(code).toBe(0);
+    const rows = JSON.parse(stdout) as { policy: string; agreement: number; perplexity: number; fullPerplexity: number; layersPerToken: number }[];
+    expect(rows.map((r) => r.policy)).toEqual(['full', 'unified', 'skipdecode', 'early-exit']);
+    expect(rows[0]).toMatchObject({ agreement: 1, layersPerToken: 5 });
+    expect(rows[0]!.perplexity).toBeCloseTo(rows[0]!.fullPerplexity, 9);
+    expect(rows[1]!.layersPerToken).toBe(2);
+    expect(rows[1]!.perplexity).not.toBeCloseTo(rows[0]!.perplexity, 1);
+  });
+
   it('fails with the typed error and exit code 1 on bad input', async () => {
     const notModel = await skipgen('generate', '--model', root, '--prompt-ids', '1', '--json');
     expect(notModel.code).toBe(1);

@@ -6,6 +6,7 @@ import { ConvertError } from '@skipgen/convert';
 
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
 import { benchCommand } from './commands/bench.js';
 import { generateCommand } from './commands/generate.js';
 import { planCommand } from './commands/plan.js';
@@ -17,6 +18,7 @@ const program = new Command('skipgen')
   .addCommand(generateCommand())
   .addCommand(planCommand())
   .addCommand(benchCommand())
+  .addCommand(evalCommand())
   .addCommand(demoCommand());
 
 try {

@@ -2,7 +2,6 @@ import type { Model, SkipPolicy } from '@skipgen/core';
 import { earlyExit } from '@skipgen/policy-early-exit';
 import { meanLayerBudget, skipDecode } from '@skipgen/policy-skipdecode';
 
-import { benchPrompt } from './measure-decode.js';
 
 /**
  * A SkipDecode schedule over `steps` generated positions whose mean layer
@@ -35,23 +34,22 @@ export function probeEveryFor(numLayers: number): number {
 }
 
 /**
- * The Early Exit threshold whose greedy generations run closest to `layers`
- * layers per token on average, found by bisection (more confidence required,
- * more layers run). Only meaningful on trained weights.
+ * The Early Exit threshold whose greedy generations from `prompts` run
+ * closest to `layers` layers per token on average, found by bisection (more
+ * confidence required, more layers run). Only meaningful on trained weights.
  */
 export async function tuneEarlyExit(
   model: Model,
   layers: number,
-  calibration: { prompts: number; promptTokens: number; newTokens: number },
+  prompts: readonly (readonly number[])[],
+  newTokens: number,
 ): Promise<{ policy: SkipPolicy; threshold: number; layersPerToken: number }> {
   const numLayers = model.manifest.dims.numLayers;
   const probeEvery = probeEveryFor(numLayers);
-  // The prompts the bench measures with (see measureDecode's seeds), so the threshold reaches the target there.
-  const prompts = Array.from({ length: calibration.prompts }, (_, i) => benchPrompt(calibration.promptTokens, model.manifest.dims.vocabSize, 1 + i * 97));
   const layersAt = async (threshold: number) => {
     const policy = earlyExit({ threshold, probeEvery });
     let total = 0;
-    for (const prompt of prompts) total += (await model.generate(prompt, { maxNewTokens: calibration.newTokens, eosTokenIds: [], policy })).stats.layersPerToken;
+    for (const prompt of prompts) total += (await model.generate(prompt, { maxNewTokens: newTokens, eosTokenIds: [], policy })).stats.layersPerToken;
     return total / prompts.length;
   };
   // Confidence saturates near 1 (a model that exits early falls into confident

@@ -5,7 +5,7 @@ import { layersForSpeedup, unified } from '@skipgen/policy-unified';
 import type { BenchModel } from './bench-models.js';
 import { costModelFrom, idealSpeedup, median, type CostModel } from './cost-model.js';
 import { skipDecodeMatching, tuneEarlyExit } from './matched-policies.js';
-import { measureDecode } from './measure-decode.js';
+import { benchPrompt, measureDecode } from './measure-decode.js';
 
 export interface BenchOptions {
   /** Batch sizes to measure. */
@@ -101,7 +101,9 @@ async function configsFor(model: Model, benchModel: BenchModel, options: BenchOp
         continue;
       }
       options.log(`${benchModel.name}: tuning the Early Exit threshold for ${layers.toFixed(2)} layers per token…`);
-      const tuned = await tuneEarlyExit(model, layers, { prompts: 3, promptTokens: options.promptTokens, newTokens: options.newTokens });
+      // The prompts the bench measures with (measureDecode's seeds), so the threshold reaches the target there.
+      const prompts = [0, 1, 2].map((i) => benchPrompt(options.promptTokens, model.manifest.dims.vocabSize, 1 + i * 97));
+      const tuned = await tuneEarlyExit(model, layers, prompts, options.newTokens);
       configs.push({ policy: 'early-exit', target, skip: tuned.policy, note: `threshold 1 − ${(1 - tuned.threshold).toExponential(1)}` });
     }
   }
