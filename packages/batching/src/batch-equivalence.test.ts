@@ -5,11 +5,10 @@ import { kvCache } from '@skipgen/kv-cache';
 import { earlyExit } from '@skipgen/policy-early-exit';
 import { skipDecode } from '@skipgen/policy-skipdecode';
 import { unified } from '@skipgen/policy-unified';
+import { convertPreset, expectSameAsSolo } from '@skipgen/test-kit';
 
 import { continuousBatching } from './continuous-batching.js';
 import { generateBatch } from './generate-batch.js';
-import { convertedModel } from './testing/models.js';
-import { expectSameAsSolo } from './testing/same-as-solo.js';
 
 interface Case {
   model: 'stories260k' | 'llama-12-layer';
@@ -53,7 +52,7 @@ describe.each(cases)('batched = solo on $model', ({ model: name, prompts, polici
   const maxNewTokens = 20;
 
   beforeAll(async () => {
-    const converted = await convertedModel(name);
+    const converted = await convertPreset(name);
     remove = converted.remove;
     solo = await loadModel(converted.dir, { kvCache: kvCache({ maxSequences: 4, maxTokens: 4 * 64 }) });
     batched = await loadModel(converted.dir, {

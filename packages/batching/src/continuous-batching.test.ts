@@ -5,10 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { InvalidRequestError, KvCacheCapacityError, loadModel, type GenerateResult, type Model } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
+import { convertPreset } from '@skipgen/test-kit';
 
 import { continuousBatching, type ContinuousBatchingStats } from './continuous-batching.js';
 import { QueueFullError } from './queue-full-error.js';
-import { convertedModel } from './testing/models.js';
 
 describe('continuousBatching', () => {
   let dir: string;
@@ -16,7 +16,7 @@ describe('continuousBatching', () => {
   const models: Model[] = [];
 
   beforeAll(async () => {
-    ({ dir, remove } = await convertedModel('llama-tied'));
+    ({ dir, remove } = await convertPreset('llama-tied'));
   });
   afterAll(async () => {
     for (const model of models) await model.dispose();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { convertCheckpoint, type ConvertProgress } from './convert.js';
 import { InvalidConfigError } from './errors.js';
-import { expectFailure, load, maxAbsDiff, promptIds, TempDirs } from './testing/fixtures.js';
+import { expectFailure, load, maxLogitsDiff, promptIds, TempDirs } from './testing/fixtures.js';
 
 const dirs = new TempDirs();
 afterAll(() => dirs.cleanup());
@@ -69,7 +69,7 @@ describe('convertCheckpoint matches the float64 reference', () => {
     try {
       const actual = await model.logits(ids);
       const expected = new ReferenceModel(checkpoint).forward(ids);
-      expect(maxAbsDiff(actual, expected)).toBeLessThan(1e-4);
+      expect(maxLogitsDiff(actual, expected)).toBeLessThan(1e-4);
     } finally {
       await model.dispose();
     }
@@ -99,7 +99,7 @@ describe('sharded and bfloat16 checkpoints', () => {
     const ids = promptIds(12, spec.vocabSize);
     const model = await load(join(root, 'out'));
     try {
-      expect(maxAbsDiff(await model.logits(ids), new ReferenceModel(checkpoint).forward(ids))).toBeLessThan(1e-4);
+      expect(maxLogitsDiff(await model.logits(ids), new ReferenceModel(checkpoint).forward(ids))).toBeLessThan(1e-4);
     } finally {
       await model.dispose();
     }

@@ -1,34 +1,16 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-import { convertCheckpoint } from '@skipgen/convert';
-import { fullDepth, loadModel, type Model } from '@skipgen/core';
-import { presets, writeCheckpoint } from '@skipgen/test-models';
-
-import { kvCache } from './kv-cache.js';
+import { fullDepth } from '@skipgen/core';
+import { useTinyModel } from '@skipgen/test-kit';
 
 describe('the cache under the engine', () => {
-  let root: string;
-  let model: Model;
-
-  beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'skipgen-kv-'));
-    await writeCheckpoint(join(root, 'hf'), presets['llama-untied']);
-    await convertCheckpoint(join(root, 'hf'), join(root, 'model'));
-    model = await loadModel(join(root, 'model'), { kvCache: kvCache({ maxSequences: 2, maxTokens: 64 }) });
-  });
-  afterAll(async () => {
-    await model.dispose();
-    await rm(root, { recursive: true, force: true });
-  });
+  // Loaded with this package's kvCache (through @skipgen/kv-cache): 2 slots of 32 tokens.
+  const tiny = useTinyModel({ preset: 'llama-untied', maxSequences: 2, slotTokens: 32 });
 
   it('layers append each step in place: the past is untouched and the buffers are never replaced', async () => {
-    const { engine, cache } = model;
-    const { numKvHeads, headDim } = model.manifest.dims;
-    const sequence = engine.open(20, model.bindPolicy(fullDepth()));
+    const { engine, cache } = tiny.model;
+    const { numKvHeads, headDim } = tiny.model.manifest.dims;
+    const sequence = engine.open(20, tiny.model.bindPolicy(fullDepth()));
     await engine.prefill(sequence, [1, 7, 9, 11]);
     const before = cache.view(1, sequence.slot.index, 1);
     const snapshot = before.key.slice();

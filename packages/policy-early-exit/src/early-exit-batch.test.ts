@@ -1,17 +1,11 @@
 import type { BoundSkipPolicy, SequenceCounters, SkipPolicy } from '@skipgen/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kvAt, maxAbsDiff, useTinyModel, zeroSlot } from '@skipgen/test-kit';
+import { describe, expect, it } from 'vitest';
 
 import { earlyExit } from './index.js';
-import { kvAt, maxAbsDiff, openTinyModel, zeroSlot, type TinyModel } from './testing/tiny-model.js';
 
 // Early Exit in batches: rows that exit ride along on the layers others still run.
-let tiny: TinyModel;
-beforeAll(async () => {
-  tiny = await openTinyModel();
-});
-afterAll(async () => {
-  await tiny?.dispose();
-});
+const tiny = useTinyModel();
 
 const prompts = [
   [1, 5, 9, 17],

@@ -1,18 +1,12 @@
 import type { SkipPolicy } from '@skipgen/core';
+import { keepLayers, useTinyModel } from '@skipgen/test-kit';
 import { ReferenceModel } from '@skipgen/test-models';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { earlyExit } from './index.js';
-import { keepLayers, openTinyModel, type TinyModel } from './testing/tiny-model.js';
 
 // End to end on the converted `llama-12-layer` model: real converter graphs (kv-projection included), engine and KV cache.
-let tiny: TinyModel;
-beforeAll(async () => {
-  tiny = await openTinyModel();
-});
-afterAll(async () => {
-  await tiny?.dispose();
-});
+const tiny = useTinyModel();
 
 const prompts = [
   [1, 5, 9, 17],

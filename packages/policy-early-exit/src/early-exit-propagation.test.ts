@@ -1,17 +1,11 @@
 import { fullDepth, type BoundSkipPolicy, type Sequence, type SkipPolicy } from '@skipgen/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kvAt, maxAbsDiff, useTinyModel, zeroSlot } from '@skipgen/test-kit';
+import { describe, expect, it } from 'vitest';
 
 import { earlyExit } from './index.js';
-import { kvAt, maxAbsDiff, openTinyModel, zeroSlot, type TinyModel } from './testing/tiny-model.js';
 
 // State propagation, checked through the public cache API (KvCache.view / write) on the converted 12-layer model.
-let tiny: TinyModel;
-beforeAll(async () => {
-  tiny = await openTinyModel();
-});
-afterAll(async () => {
-  await tiny?.dispose();
-});
+const tiny = useTinyModel();
 
 const PROMPT = [1, 5, 9, 17];
 /** Position of the first generated token fed back. */

@@ -1,25 +1,11 @@
-import { SkipPolicyError, SkipgenError, type PolicyRow } from '@skipgen/core';
+import type { PolicyRow } from '@skipgen/core';
+import { expectSkipPolicyError } from '@skipgen/test-kit';
 import { describe, expect, it } from 'vitest';
 
 import { earlyExit, type EarlyExitOptions } from './index.js';
 
-/** The error `run` throws, for asserting its class and message together. */
-function errorOf(run: () => unknown): Error {
-  try {
-    run();
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected an error, none was thrown');
-}
-
-function expectPolicyError(run: () => unknown, message: string): void {
-  const error = errorOf(run);
-  expect(error).toBeInstanceOf(SkipPolicyError);
-  expect(error).toBeInstanceOf(SkipgenError);
-  expect((error as SkipPolicyError).policy).toBe('early-exit');
-  expect(error.message).toBe(`early-exit: ${message}`);
-}
+/** Asserts that `run` throws early-exit's SkipPolicyError with exactly this message (after the `early-exit: ` prefix). */
+const expectPolicyError = (run: () => unknown, message: string): void => expectSkipPolicyError(run, 'early-exit', message);
 
 const probeLayersOf = (options: EarlyExitOptions, numLayers = 12) => earlyExit(options).bind({ numLayers }).exit!.probeLayers;
 const ALL_12 = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];

@@ -1,17 +1,11 @@
 import { fullDepth } from '@skipgen/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { maxAbsDiff, openAll, soloRun, useTinyModel } from '@skipgen/test-kit';
+import { describe, expect, it } from 'vitest';
 
 import { skipDecode } from './index.js';
-import { maxAbsDiff, openAll, openTinyModel, soloRun, type TinyModel } from './testing/tiny-model.js';
 
 // Batched decode through the engine directly, rows at different generated counts.
-let tiny: TinyModel;
-beforeAll(async () => {
-  tiny = await openTinyModel();
-});
-afterAll(async () => {
-  await tiny?.dispose();
-});
+const tiny = useTinyModel();
 
 const prompts = [
   [1, 5, 9, 17],

@@ -1,17 +1,11 @@
 import type { SkipPolicy } from '@skipgen/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useTinyModel } from '@skipgen/test-kit';
+import { describe, expect, it } from 'vitest';
 
 import { meanLayerBudget, skipDecode } from './index.js';
-import { openTinyModel, type TinyModel } from './testing/tiny-model.js';
 
 // End to end on the converted `llama-12-layer` model: real converter graphs, engine and KV cache.
-let tiny: TinyModel;
-beforeAll(async () => {
-  tiny = await openTinyModel();
-});
-afterAll(async () => {
-  await tiny?.dispose();
-});
+const tiny = useTinyModel();
 
 const prompts = [
   [1, 5, 9, 17],

@@ -1,25 +1,11 @@
-import { SkipPolicyError, SkipgenError, type LayerSelection } from '@skipgen/core';
+import type { LayerSelection } from '@skipgen/core';
+import { expectSkipPolicyError } from '@skipgen/test-kit';
 import { describe, expect, it } from 'vitest';
 
 import { skipDecode, type SkipDecodeOptions } from './index.js';
 
-/** The error `run` throws, for asserting its class and message together. */
-function errorOf(run: () => unknown): Error {
-  try {
-    run();
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected an error, none was thrown');
-}
-
-function expectPolicyError(run: () => unknown, message: string): void {
-  const error = errorOf(run);
-  expect(error).toBeInstanceOf(SkipPolicyError);
-  expect(error).toBeInstanceOf(SkipgenError);
-  expect((error as SkipPolicyError).policy).toBe('skipdecode');
-  expect(error.message).toBe(`skipdecode: ${message}`);
-}
+/** Asserts that `run` throws skipdecode's SkipPolicyError with exactly this message (after the `skipdecode: ` prefix). */
+const expectPolicyError = (run: () => unknown, message: string): void => expectSkipPolicyError(run, 'skipdecode', message);
 
 const perRowOf = (selection: LayerSelection) => {
   if (Array.isArray(selection)) throw new Error(`expected per-row layers, got one shared list ${JSON.stringify(selection)}`);

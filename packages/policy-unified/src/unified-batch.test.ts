@@ -1,17 +1,11 @@
 import { fullDepth } from '@skipgen/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { maxAbsDiff, openAll, soloRun, useTinyModel } from '@skipgen/test-kit';
+import { describe, expect, it } from 'vitest';
 
 import { unified } from './index.js';
-import { maxAbsDiff, openAll, openTinyModel, soloRun, type TinyModel } from './testing/tiny-model.js';
 
 // Batched decode through the engine directly: several sequences, one step each time.
-let tiny: TinyModel;
-beforeAll(async () => {
-  tiny = await openTinyModel();
-});
-afterAll(async () => {
-  await tiny?.dispose();
-});
+const tiny = useTinyModel();
 
 /** Prompts of different lengths, so the rows sit at different positions. */
 const prompts = [

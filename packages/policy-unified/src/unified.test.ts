@@ -1,17 +1,8 @@
 import { SkipPolicyError, SkipgenError, type LayerSelection } from '@skipgen/core';
+import { errorOf } from '@skipgen/test-kit';
 import { describe, expect, it } from 'vitest';
 
 import { unified, type UnifiedOptions } from './index.js';
-
-/** The error `run` throws, for asserting its class and message together. */
-function errorOf(run: () => unknown): Error {
-  try {
-    run();
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected an error, none was thrown');
-}
 
 const decodeStep = { phase: 'decode' as const, rows: [{ position: 9, generated: 3 }] };
 

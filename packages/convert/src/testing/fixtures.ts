@@ -1,8 +1,9 @@
 /**
- * Helpers shared by the converter's tests: temporary directories on the real
- * file system, conversion plus loading through @skipgen/core, and comparisons
- * against the float64 reference. Not part of the published package
- * (tsconfig.build.json excludes `src/**\/testing/**`).
+ * Helpers only the converter's tests use: temporary directories on the real
+ * file system, loading through @skipgen/core, comparisons against the float64
+ * reference, directory snapshots and typed-failure checks. Helpers shared
+ * with other packages' tests live in `@skipgen/test-kit`. Not part of the
+ * published package (tsconfig.build.json excludes `src/**\/testing/**`).
  */
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,8 +34,13 @@ export function load(dir: string): Promise<Model> {
   return loadModel(dir, { kvCache: kvCache({ maxTokens: 256 }), threads: 1 });
 }
 
-/** The largest |a - b| over every logit of every position. */
-export function maxAbsDiff(actual: readonly Float32Array[], expected: readonly (Float32Array | Float64Array)[]): number {
+/**
+ * The largest |a - b| over every logit of every position, asserting (with
+ * `expect`) that both hold as many positions and every row as many logits;
+ * a NaN difference counts as Infinity. For one flat array against another,
+ * `@skipgen/test-kit`'s `maxAbsDiff` is the plain helper.
+ */
+export function maxLogitsDiff(actual: readonly Float32Array[], expected: readonly (Float32Array | Float64Array)[]): number {
   expect(actual.length).toBe(expected.length);
   let max = 0;
   actual.forEach((row, t) => {

@@ -1,33 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { kvCache } from '@skipgen/kv-cache';
-import { ReferenceModel } from '@skipgen/test-models';
+import { openTinyModel, type TinyModel } from '@skipgen/test-kit';
+import type { ReferenceModel } from '@skipgen/test-models';
 
-import {
-  fullDepth,
-  InvalidRequestError,
-  KvCacheCapacityError,
-  KvCacheFullError,
-  loadModel,
-  TokenizerMissingError,
-  type Model,
-} from '../index.js';
-import { convertPreset, type ConvertedPreset } from '../testing/converted-preset.js';
+import { fullDepth, InvalidRequestError, KvCacheCapacityError, KvCacheFullError, TokenizerMissingError, type Model } from '../index.js';
 
 describe('Model.generate and Model.stream', () => {
-  let preset: ConvertedPreset;
+  let tiny: TinyModel;
   let model: Model;
   let reference: ReferenceModel;
   const prompt = [1, 40, 77, 108, 12, 250];
 
   beforeAll(async () => {
-    preset = await convertPreset('llama-text', { tokenizer: true });
-    model = await loadModel(preset.dir, { kvCache: kvCache({ maxTokens: 128 }) });
-    reference = new ReferenceModel(preset.checkpoint);
+    tiny = await openTinyModel({ preset: 'llama-text', tokenizer: true, maxSequences: 1, slotTokens: 128 });
+    ({ model, reference } = tiny);
   });
   afterAll(async () => {
-    await model.dispose();
-    await preset.remove();
+    await tiny.dispose();
   });
 
   it('greedy decoding reproduces the float64 reference', async () => {
@@ -176,16 +165,15 @@ describe('Model.generate and Model.stream', () => {
   });
 
   it('a model without a tokenizer takes ids and refuses text', async () => {
-    const tied = await convertPreset('llama-tied');
-    const plain = await loadModel(tied.dir, { kvCache: kvCache({ maxTokens: 64 }) });
+    const tied = await openTinyModel({ preset: 'llama-tied', maxSequences: 1, slotTokens: 64 });
+    const plain = tied.model;
     try {
       await expect(plain.generate('hello')).rejects.toThrow(TokenizerMissingError);
       await expect(plain.generate([1, 2], { stop: ['x'] })).rejects.toThrow(/stop strings need text/);
       const result = await plain.generate([1, 5, 7], { maxNewTokens: 5, eosTokenIds: [] });
-      expect(result.ids).toEqual(new ReferenceModel(tied.checkpoint).greedy([1, 5, 7], 5));
+      expect(result.ids).toEqual(tied.reference.greedy([1, 5, 7], 5));
     } finally {
-      await plain.dispose();
-      await tied.remove();
+      await tied.dispose();
     }
   });
 });

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { kvCache } from '@skipgen/kv-cache';
+import { convertPreset, type ConvertedPreset } from '@skipgen/test-kit';
 
 import { CudaUnavailableError, InvalidRequestError, loadModel, ModelDirectoryError, ModelGraphError, type KvCacheFactory } from '../index.js';
-import { convertPreset, type ConvertedPreset } from '../testing/converted-preset.js';
 
 describe('loadModel', () => {
   let preset: ConvertedPreset;

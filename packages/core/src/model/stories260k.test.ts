@@ -1,13 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { convertCheckpoint } from '@skipgen/convert';
 import { kvCache } from '@skipgen/kv-cache';
-import { stories260kDir } from '@skipgen/test-models';
+import { convertPreset, type ConvertedPreset } from '@skipgen/test-kit';
 
 import { loadModel, type Model } from '../index.js';
 
@@ -21,21 +18,19 @@ interface Reference {
  * implementation computes on it. Nobody here wrote either.
  */
 describe('stories260K against llama2.c', () => {
-  let root: string;
+  let stories: ConvertedPreset<undefined>;
   let model: Model;
   let reference: Reference;
 
   beforeAll(async () => {
-    const fixture = stories260kDir();
-    reference = JSON.parse(readFileSync(join(fixture, 'reference.json'), 'utf8')) as Reference;
-    root = await mkdtemp(join(tmpdir(), 'skipgen-stories-'));
-    await convertCheckpoint(fixture, join(root, 'model'));
-    model = await loadModel(join(root, 'model'), { kvCache: kvCache({ maxTokens: 512 }) });
+    stories = await convertPreset('stories260k');
+    reference = JSON.parse(readFileSync(join(stories.hfDir, 'reference.json'), 'utf8')) as Reference;
+    model = await loadModel(stories.dir, { kvCache: kvCache({ maxTokens: 512 }) });
   });
 
   afterAll(async () => {
     await model?.dispose();
-    await rm(root, { recursive: true, force: true });
+    await stories?.remove();
   });
 
   it('reproduces both greedy continuations id for id', async () => {

@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { kvCache } from '@skipgen/kv-cache';
+import { openTinyModel, useTinyModel } from '@skipgen/test-kit';
 
 // Only what a user can import from @skipgen/core.
-import { loadModel, SkipPolicyError, type BoundSkipPolicy, type Model, type SkipPolicy } from '../index.js';
-import { convertPreset, type ConvertedPreset } from '../testing/converted-preset.js';
+import { SkipPolicyError, type BoundSkipPolicy, type SkipPolicy } from '../index.js';
 
 /** The worked example of core's README: skip every third layer of the middle of the stack. */
 function skipEveryThird(): SkipPolicy {
@@ -22,38 +21,26 @@ function skipEveryThird(): SkipPolicy {
 }
 
 describe('a user-written skip policy', () => {
-  let preset: ConvertedPreset;
-  let model: Model;
-
-  beforeAll(async () => {
-    preset = await convertPreset('llama-12-layer');
-    model = await loadModel(preset.dir, { kvCache: kvCache({ maxSequences: 2, maxTokens: 256 }) });
-  });
-  afterAll(async () => {
-    await model.dispose();
-    await preset.remove();
-  });
+  const tiny = useTinyModel({ preset: 'llama-12-layer', maxSequences: 2, slotTokens: 128 });
 
   it('runs end to end and runs only its layers', async () => {
-    const before = model.engine.counters.layerRuns;
-    const result = await model.generate([1, 9, 17, 33], { maxNewTokens: 8, eosTokenIds: [], policy: skipEveryThird() });
+    const before = tiny.model.engine.counters.layerRuns;
+    const result = await tiny.model.generate([1, 9, 17, 33], { maxNewTokens: 8, eosTokenIds: [], policy: skipEveryThird() });
     // 12 layers minus 3, 6 and 9.
     expect(result.stats.layersPerToken).toBe(9);
     expect(result.stats.layerSpeedup).toBeCloseTo(12 / 9, 12);
     expect(result.stats.policy.name).toBe('every-third');
-    expect(model.engine.counters.layerRuns - before).toBe(12 + 9 * result.stats.decodeSteps);
-    const full = await model.generate([1, 9, 17, 33], { maxNewTokens: 8, eosTokenIds: [] });
+    expect(tiny.model.engine.counters.layerRuns - before).toBe(12 + 9 * result.stats.decodeSteps);
+    const full = await tiny.model.generate([1, 9, 17, 33], { maxNewTokens: 8, eosTokenIds: [] });
     expect(result.ids).not.toEqual(full.ids);
   });
 
   it('has its validation errors surface before anything runs', async () => {
-    const tiny = await convertPreset('llama-tied');
-    const small = await loadModel(tiny.dir, { kvCache: kvCache({ maxTokens: 64 }) });
+    const small = await openTinyModel({ preset: 'llama-tied', maxSequences: 1, slotTokens: 64 });
     try {
-      await expect(small.generate([1, 2], { policy: skipEveryThird() })).rejects.toThrow('every-third: needs at least 4 layers, this model has 3');
+      await expect(small.model.generate([1, 2], { policy: skipEveryThird() })).rejects.toThrow('every-third: needs at least 4 layers, this model has 3');
     } finally {
       await small.dispose();
-      await tiny.remove();
     }
   });
 
@@ -64,8 +51,8 @@ describe('a user-written skip policy', () => {
       parameters: {},
       bind: ({ numLayers }) => ({ policy: broken, numLayers, appliesToPrompt: false, propagatesSkippedLayers: false, layers: () => [0, 12] }),
     };
-    await expect(model.generate([1, 2], { maxNewTokens: 3, policy: broken })).rejects.toThrow("broken: selected layer 12, but the model's layers are 0 ..< 12");
-    expect(model.cache.freeSlots).toBe(2);
-    expect((await model.generate([1, 2], { maxNewTokens: 3 })).ids).toHaveLength(3);
+    await expect(tiny.model.generate([1, 2], { maxNewTokens: 3, policy: broken })).rejects.toThrow("broken: selected layer 12, but the model's layers are 0 ..< 12");
+    expect(tiny.model.cache.freeSlots).toBe(2);
+    expect((await tiny.model.generate([1, 2], { maxNewTokens: 3 })).ids).toHaveLength(3);
   });
 });

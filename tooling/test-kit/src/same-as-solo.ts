@@ -1,6 +1,5 @@
-import { expect } from 'vitest';
-
 import type { GenerateResult } from '@skipgen/core';
+import { expect } from 'vitest';
 
 /**
  * Asserts a batched run produced what the solo run did: identical ids, or ids

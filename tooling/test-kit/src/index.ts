@@ -1,0 +1,14 @@
+/**
+ * Helpers shared by skipgen's tests. Not published and not a dependency of any
+ * package (that would make a build cycle): tests import `@skipgen/test-kit`
+ * from source through the vitest alias and the tsconfig paths.
+ */
+export { convertPreset, type ConvertedPreset, type ConvertPresetOptions, type TestModelName } from './converted-preset.js';
+export { openTinyModel, useTinyModel, type TinyModel, type TinyModelOptions } from './tiny-model.js';
+export { keepLayers } from './keep-layers.js';
+export { soloRun } from './solo-run.js';
+export { openAll } from './open-all.js';
+export { maxAbsDiff } from './max-abs-diff.js';
+export { kvAt, zeroSlot, type PositionKv } from './cache-slot.js';
+export { expectSameAsSolo } from './same-as-solo.js';
+export { errorOf, expectSkipPolicyError } from './policy-errors.js';
