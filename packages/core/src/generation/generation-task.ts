@@ -137,7 +137,11 @@ export class GenerationTask {
     if (stopped) this.finishReason = 'stop';
     else if (this.settings.eosTokenIds.has(id)) this.finishReason = 'eos';
     else if (this.ids.length >= this.settings.maxNewTokens) this.finishReason = 'length';
-    if (this.finishReason !== null && !stopped) delta += this.stops.flush();
+    if (this.finishReason !== null && !stopped) {
+      // The generation ends here: whatever the decoder and the stop matcher held back is final.
+      if (this.decoder) delta += this.stops.push(this.decoder.flush()).text;
+      delta += this.stops.flush();
+    }
     this.text += delta;
     this.channel.push({ index: this.ids.length - 1, id, text: delta });
     if (this.finishReason !== null) this.finish();

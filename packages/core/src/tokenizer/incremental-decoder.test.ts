@@ -19,4 +19,15 @@ describe('IncrementalDecoder', () => {
     expect(deltas.join('')).toBe(text);
     expect(deltas.filter((d) => d === '').length).toBeGreaterThan(0);
   });
+
+  it('flushes a character left incomplete when generation ends', () => {
+    const ids = tokenizer.encode('ok 🎉', { addSpecialTokens: false });
+    const decoder = new IncrementalDecoder(tokenizer);
+    // Stop one token short of the emoji's last byte.
+    const shown = ids.slice(0, -1).map((id) => decoder.push(id)).join('');
+    expect(shown).toBe('ok');
+    const rest = decoder.flush();
+    expect(shown + rest).toBe(tokenizer.decode(ids.slice(0, -1)));
+    expect(rest).toContain('\uFFFD');
+  });
 });

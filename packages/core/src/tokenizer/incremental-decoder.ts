@@ -25,4 +25,12 @@ export class IncrementalDecoder {
     this.readOffset = this.ids.length;
     return after.slice(before.length);
   }
+
+  /** Text of tokens still held back (an incomplete character at the end); call once generation ends. */
+  flush(): string {
+    const before = this.tokenizer.decode(this.ids.slice(this.prefixOffset, this.readOffset));
+    const after = this.tokenizer.decode(this.ids.slice(this.prefixOffset));
+    this.prefixOffset = this.readOffset = this.ids.length;
+    return after.length > before.length ? after.slice(before.length) : '';
+  }
 }
