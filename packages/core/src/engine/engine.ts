@@ -288,8 +288,10 @@ export class Engine {
         phase: 'decode',
         rows: members.map((r) => ({ position: sequences[r]!.length, generated: sequences[r]!.decoded })),
       });
+      // A selection shared by the batch expands once; per-row selections once per row.
+      const shared = Array.isArray(selection) ? layerMask(selection, 0, this.numLayers, policy.policy.name) : null;
       members.forEach((r, i) => {
-        masks[r] = layerMask(selection, i, this.numLayers, policy.policy.name);
+        masks[r] = shared ?? layerMask(selection, i, this.numLayers, policy.policy.name);
       });
     }
     return masks;

@@ -83,11 +83,6 @@ export class GenerationTask {
     return this.ids[this.ids.length - 1]!;
   }
 
-  /** The task's sequence once started. */
-  get activeSequence(): Sequence | null {
-    return this.sequence;
-  }
-
   /** Why a scheduler should stop running this task: its signal fired, or its reader left. */
   get stopReason(): Error | undefined {
     if (this.signal?.aborted) return asError(this.signal.reason);
@@ -222,11 +217,10 @@ export async function runAlone(engine: Engine, task: GenerationTask, prefillChun
   } catch (error) {
     // Free the slot before the caller hears of the failure, so a retry finds it.
     if (sequence) engine.close(sequence);
-    sequence = null;
     task.fail(error);
-  } finally {
-    if (sequence) engine.close(sequence);
+    return;
   }
+  engine.close(sequence);
 }
 
 function throwIfStopped(task: GenerationTask): void {
