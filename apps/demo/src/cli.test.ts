@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { convertPreset } from '@skipgen/test-kit';
 import { stories260kDir } from '@skipgen/test-models';
 
 const run = promisify(execFile);
@@ -78,15 +79,61 @@ describe('the skipgen CLI (built)', () => {
     expect(rows[1]).toMatchObject({ policy: 'unified', target: 2, layersPerToken: 2 });
   });
 
-  it('eval --json compares each policy with full depth', async () => {
+  it('eval --json compares each policy with full depth on samples of an untokenized model', async () => {
     const { stdout, code } = await skipgen('eval', '--model', model, '--targets', '2', '--prompts', '2', '--new-tokens', '6', '--json');
     expect(code).toBe(0);
-    const rows = JSON.parse(stdout) as { policy: string; agreement: number; perplexity: number; fullPerplexity: number; layersPerToken: number }[];
+    const rows = JSON.parse(stdout) as { policy: string; greedyAgreement: number; perplexity: number; fullPerplexity: number; layersPerToken: number; realSpeedup: number }[];
     expect(rows.map((r) => r.policy)).toEqual(['full', 'unified', 'skipdecode', 'early-exit']);
-    expect(rows[0]).toMatchObject({ agreement: 1, layersPerToken: 5 });
+    expect(rows[0]).toMatchObject({ greedyAgreement: 1, layersPerToken: 5, realSpeedup: 1 });
     expect(rows[0]!.perplexity).toBeCloseTo(rows[0]!.fullPerplexity, 9);
     expect(rows[1]!.layersPerToken).toBe(2);
     expect(rows[1]!.perplexity).not.toBeCloseTo(rows[0]!.perplexity, 1);
+  });
+
+  it('eval --text scores held-out text per policy and checkpoint, and charts it', async () => {
+    const tiny = await convertPreset('llama-text-6-layer', { tokenizer: true });
+    try {
+      const text = join(root, 'held-out.txt');
+      await writeFile(text, 'To be, or not to be, that is the question: whether tis nobler in the mind to suffer. '.repeat(8));
+      const chart = join(root, 'quality');
+      const { stdout, stderr, code } = await skipgen(
+        'eval', '--model', `a=${tiny.dir}`, '--model', `b=${tiny.dir}`, '--text', text, '--targets', '2,3', '--policies', 'unified,skipdecode',
+        '--prompts', '2', '--prompt-tokens', '12', '--scored-tokens', '10', '--new-tokens', '4', '--chart', chart, '--json',
+      );
+      expect(code, stderr).toBe(0);
+      const rows = JSON.parse(stdout) as Record<string, unknown>[];
+      expect(rows.map((r) => `${String(r.model)}:${String(r.policy)}:${String(r.target)}`)).toEqual([
+        'a:full:1', 'a:unified:2', 'a:skipdecode:2', 'a:unified:3', 'a:skipdecode:3',
+        'b:full:1', 'b:unified:2', 'b:skipdecode:2', 'b:unified:3', 'b:skipdecode:3',
+      ]);
+      for (const row of rows) {
+        for (const field of ['policy', 'target', 'layersPerToken', 'perplexity', 'greedyAgreement', 'tokensPerSecond']) expect(row).toHaveProperty(field);
+        expect(row.tokensPerSecond).toBeGreaterThan(0);
+      }
+      expect(rows[1]).toMatchObject({ layersPerToken: 3 });
+      expect(rows[3]).toMatchObject({ layersPerToken: 2 });
+      // SkipDecode is matched to unified's layers per scored token.
+      expect(Math.abs((rows[2]!.layersPerToken as number) - 3)).toBeLessThan(0.5);
+      // Both checkpoints are the same model: the same perplexity at full depth.
+      expect(rows[5]!.perplexity).toBeCloseTo(rows[0]!.perplexity as number, 6);
+      expect(readFileSync(`${chart}.svg`, 'utf8')).toContain('<svg');
+      expect(readFileSync(`${chart}.png`).subarray(1, 4).toString()).toBe('PNG');
+    } finally {
+      await tiny.remove();
+    }
+  });
+
+  it('eval refuses a text shorter than one window, naming the flags', async () => {
+    const tiny = await convertPreset('llama-text-6-layer', { tokenizer: true });
+    try {
+      const text = join(root, 'short.txt');
+      await writeFile(text, 'too short');
+      const { stderr, code } = await skipgen('eval', '--model', tiny.dir, '--text', text);
+      expect(code).toBe(1);
+      expect(stderr).toContain('InvalidRequestError: --text: has 6 tokens; one window needs --prompt-tokens + --scored-tokens = 512');
+    } finally {
+      await tiny.remove();
+    }
   });
 
   it('fails with the typed error and exit code 1 on bad input', async () => {

@@ -1,2 +1,3 @@
 export { skipDecode, type SkipDecodeOptions } from './skipdecode.js';
 export { layerBudget, meanLayerBudget, skipDecodeLayers, type SkipDecodeSchedule } from './skipdecode-schedule.js';
+export { skipDecodeMatching } from './skipdecode-matching.js';

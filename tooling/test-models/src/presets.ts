@@ -11,6 +11,7 @@ export type PresetName =
   | 'llama-bf16'
   | 'llama-sharded'
   | 'llama-text'
+  | 'llama-text-6-layer'
   | 'llama-12-layer'
   | 'bench-30-layer';
 
@@ -56,6 +57,18 @@ export const presets: Record<PresetName, CheckpointSpec> = {
     vocabSize: 320,
     tieWordEmbeddings: false,
     seed: 301,
+  },
+  /** `llama-text` six layers deep: text in, and enough layers for unified 2x and 3x. */
+  'llama-text-6-layer': {
+    ...tinyLlama,
+    hiddenSize: 64,
+    intermediateSize: 128,
+    numLayers: 6,
+    numHeads: 4,
+    numKvHeads: 2,
+    vocabSize: 320,
+    tieWordEmbeddings: false,
+    seed: 306,
   },
   /** Deep enough for layer skipping to have choices: 12 layers of hidden 32, head_dim 8. */
   'llama-12-layer': {

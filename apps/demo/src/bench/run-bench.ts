@@ -1,10 +1,11 @@
 import { fullDepth, loadModel, type Device, type Model, type SkipPolicy } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
+import { skipDecodeMatching } from '@skipgen/policy-skipdecode';
 import { layersForSpeedup, unified } from '@skipgen/policy-unified';
 
 import type { BenchModel } from './bench-models.js';
 import { costModelFrom, idealSpeedup, median, type CostModel } from './cost-model.js';
-import { skipDecodeMatching, tuneEarlyExit } from './matched-policies.js';
+import { greedyLayers, tuneEarlyExit } from './matched-policies.js';
 import { benchPrompt, measureDecode } from './measure-decode.js';
 
 export interface BenchOptions {
@@ -103,7 +104,7 @@ async function configsFor(model: Model, benchModel: BenchModel, options: BenchOp
       options.log(`${benchModel.name}: tuning the Early Exit threshold for ${layers.toFixed(2)} layers per token…`);
       // The prompts the bench measures with (measureDecode's seeds), so the threshold reaches the target there.
       const prompts = [0, 1, 2].map((i) => benchPrompt(options.promptTokens, model.manifest.dims.vocabSize, 1 + i * 97));
-      const tuned = await tuneEarlyExit(model, layers, prompts, options.newTokens);
+      const tuned = await tuneEarlyExit(numLayers, layers, greedyLayers(model, prompts, options.newTokens));
       configs.push({ policy: 'early-exit', target, skip: tuned.policy, note: `threshold 1 − ${(1 - tuned.threshold).toExponential(1)}` });
     }
   }

@@ -1,33 +1,52 @@
-import { fullDepth, loadModel, type Device, type Model, type SkipPolicy } from '@skipgen/core';
+import { fullDepth, InvalidRequestError, loadModel, type Device, type Model, type SkipPolicy } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
+import { skipDecodeMatching } from '@skipgen/policy-skipdecode';
 import { layersForSpeedup, unified } from '@skipgen/policy-unified';
 
-import { skipDecodeMatching, tuneEarlyExit } from '../bench/matched-policies.js';
+import { tuneEarlyExit, type LayersMeasure } from '../bench/matched-policies.js';
+
+/** The skipping policies `eval` compares with full depth. */
+export const EVAL_POLICIES = ['unified', 'skipdecode', 'early-exit'] as const;
+export type EvalPolicy = (typeof EVAL_POLICIES)[number];
 
 export interface EvalOptions {
   targets: number[];
-  prompts: number;
+  policies: readonly EvalPolicy[];
+  /** Prompts (and scored continuations) per model. */
+  windows: number;
   promptTokens: number;
+  /** Tokens scored after each prompt (teacher-forced perplexity). */
+  scoredTokens: number;
+  /** Tokens generated greedily after each prompt (agreement and speed). */
   newTokens: number;
+  /**
+   * Held-out text: prompts and scored continuations are cut from it. Without
+   * it, prompts are sampled from the model and full-depth samples are scored.
+   */
+  text?: string;
   device: Device;
   log: (line: string) => void;
 }
 
-/** Quality of one policy at one target, against full depth. */
+/** Quality and speed of one policy at one target on one model, against full depth on that model. */
 export interface EvalRow {
   model: string;
   policy: string;
   target: number;
-  /** Mean layers per generated token in the greedy runs. */
+  /** Mean layers per scored token (the tokens the perplexity is over). */
   layersPerToken: number;
-  /** Share of generated positions whose greedy id equals full depth's. */
-  agreement: number;
-  /** Mean share of each continuation before its first difference from full depth. */
-  prefixAgreement: number;
-  /** Perplexity this policy assigns to full-depth samples. */
+  /** Perplexity of the scored continuations: prompt at full depth, continuation through the policy. */
   perplexity: number;
-  /** Perplexity full depth assigns to the same samples. */
+  /** Perplexity full depth assigns to the same continuations. */
   fullPerplexity: number;
+  /** Share of greedily generated positions whose id equals full depth's. */
+  greedyAgreement: number;
+  /** Mean share of each greedy continuation before its first difference from full depth. */
+  prefixAgreement: number;
+  /** Decode throughput of the greedy runs. */
+  tokensPerSecond: number;
+  /** tokensPerSecond over full depth's on the same model, measured in the same run. */
+  realSpeedup: number;
   parameters: Readonly<Record<string, unknown>>;
   note?: string;
 }
@@ -39,48 +58,56 @@ interface Candidate {
   note?: string;
 }
 
+/** Prompts and the continuations scored after them. */
+interface Workload {
+  prompts: number[][];
+  continuations: number[][];
+}
+
 /**
- * How much each policy changes what the model says. Prompts are short
- * prefixes sampled from the model itself (so the measure needs no tokenizer
- * or dataset). Greedy continuations are compared with full depth's, and
- * full-depth samples are scored through each policy: prompt at full depth,
- * continuation through the skipped layers, as in the paper's setting.
+ * How much each policy changes what a model says, and what it buys in speed.
+ * Perplexity is teacher-forced the way generation runs (prompt at full depth,
+ * continuation through the policy's layers, as in the paper's setting); greedy
+ * agreement compares each policy's continuations of the same prompts with full
+ * depth's. SkipDecode schedules and Early Exit thresholds are matched to
+ * unified's layers per token at each target, on the scored tokens.
  */
 export async function runEval(dir: string, name: string, options: EvalOptions): Promise<EvalRow[]> {
   const model = await loadModel(dir, {
-    kvCache: kvCache({ maxSequences: 1, maxTokens: options.promptTokens + options.newTokens + 1 }),
+    kvCache: kvCache({ maxSequences: 1, maxTokens: options.promptTokens + Math.max(options.scoredTokens, options.newTokens) + 1 }),
     device: options.device,
   });
   try {
-    const prompts = await samplePrompts(model, options);
-    const samples: number[][] = [];
-    for (const [i, prompt] of prompts.entries()) {
-      samples.push((await model.generate(prompt, { maxNewTokens: options.newTokens, doSample: true, temperature: 1, seed: 5000 + i, eosTokenIds: [] })).ids);
-    }
-    const candidates = await candidatesFor(model, prompts, options);
-    const reference = await greedyRuns(model, fullDepth(), prompts, options.newTokens);
-    const fullPerplexity = await meanPerplexity(model, fullDepth(), prompts, samples);
+    const workload = options.text === undefined ? await sampledWorkload(model, options) : textWorkload(model, options.text, options);
+    const candidates = await candidatesFor(model, workload, options);
     const rows: EvalRow[] = [];
+    let reference: GreedyRuns | undefined;
+    let fullScore: Score | undefined;
     for (const candidate of candidates) {
-      options.log(`${name}: ${candidate.policy} ${candidate.target}x`);
-      const runs = await greedyRuns(model, candidate.skip, prompts, options.newTokens);
+      options.log(`${name}: ${candidate.policy}${candidate.policy === 'full' ? '' : ` ${candidate.target}x`}`);
+      const runs = await greedyRuns(model, candidate.skip, workload.prompts, options.newTokens);
+      const score = await scoreAll(model, candidate.skip, workload);
+      reference ??= runs;
+      fullScore ??= score;
       let same = 0;
       let prefix = 0;
-      runs.forEach((run, i) => {
-        const expected = reference[i]!.ids;
-        same += run.ids.filter((id, t) => id === expected[t]).length / expected.length;
-        const first = run.ids.findIndex((id, t) => id !== expected[t]);
+      runs.ids.forEach((ids, i) => {
+        const expected = reference!.ids[i]!;
+        same += ids.filter((id, t) => id === expected[t]).length / expected.length;
+        const first = ids.findIndex((id, t) => id !== expected[t]);
         prefix += (first < 0 ? expected.length : first) / expected.length;
       });
       rows.push({
         model: name,
         policy: candidate.policy,
         target: candidate.target,
-        layersPerToken: runs.reduce((sum, run) => sum + run.layersPerToken, 0) / runs.length,
-        agreement: same / runs.length,
-        prefixAgreement: prefix / runs.length,
-        perplexity: await meanPerplexity(model, candidate.skip, prompts, samples),
-        fullPerplexity,
+        layersPerToken: score.layersPerToken,
+        perplexity: score.perplexity,
+        fullPerplexity: fullScore.perplexity,
+        greedyAgreement: same / runs.ids.length,
+        prefixAgreement: prefix / runs.ids.length,
+        tokensPerSecond: runs.tokensPerSecond,
+        realSpeedup: runs.tokensPerSecond / reference.tokensPerSecond,
         parameters: candidate.skip.parameters,
         ...(candidate.note ? { note: candidate.note } : {}),
       });
@@ -91,46 +118,91 @@ export async function runEval(dir: string, name: string, options: EvalOptions): 
   }
 }
 
-async function samplePrompts(model: Model, options: EvalOptions): Promise<number[][]> {
+async function sampledWorkload(model: Model, options: EvalOptions): Promise<Workload> {
   const bos = model.manifest.generation.bosTokenId ?? 1;
   const prompts: number[][] = [];
-  for (let i = 0; i < options.prompts; i++) {
+  const continuations: number[][] = [];
+  for (let i = 0; i < options.windows; i++) {
     const { ids } = await model.generate([bos], { maxNewTokens: options.promptTokens - 1, doSample: true, temperature: 1, seed: 1000 + i, eosTokenIds: [] });
-    prompts.push([bos, ...ids]);
+    const prompt = [bos, ...ids];
+    prompts.push(prompt);
+    continuations.push((await model.generate(prompt, { maxNewTokens: options.scoredTokens, doSample: true, temperature: 1, seed: 5000 + i, eosTokenIds: [] })).ids);
   }
-  return prompts;
+  return { prompts, continuations };
 }
 
-async function candidatesFor(model: Model, prompts: number[][], options: EvalOptions): Promise<Candidate[]> {
+/** `windows` windows of prompt + scored tokens, evenly spaced through the text. */
+function textWorkload(model: Model, text: string, options: EvalOptions): Workload {
+  const ids = model.encode(text, { addSpecialTokens: false });
+  const span = options.promptTokens + options.scoredTokens;
+  if (ids.length < span) {
+    throw new InvalidRequestError('--text', `has ${ids.length} tokens; one window needs --prompt-tokens + --scored-tokens = ${span}: give a longer text or shorter windows`);
+  }
+  const prompts: number[][] = [];
+  const continuations: number[][] = [];
+  for (let i = 0; i < options.windows; i++) {
+    const start = options.windows === 1 ? 0 : Math.floor((i * (ids.length - span)) / (options.windows - 1));
+    prompts.push(ids.slice(start, start + options.promptTokens));
+    continuations.push(ids.slice(start + options.promptTokens, start + span));
+  }
+  return { prompts, continuations };
+}
+
+async function candidatesFor(model: Model, workload: Workload, options: EvalOptions): Promise<Candidate[]> {
   const numLayers = model.manifest.dims.numLayers;
   const candidates: Candidate[] = [{ policy: 'full', target: 1, skip: fullDepth() }];
+  // Early Exit is tuned on half the windows: its layers per token on the scored tokens, as the rows report it.
+  const tuning: Workload = { prompts: workload.prompts.slice(0, Math.ceil(workload.prompts.length / 2)), continuations: workload.continuations };
+  const scoredLayers: LayersMeasure = async (policy) => (await scoreAll(model, policy, tuning)).layersPerToken;
   for (const target of options.targets) {
     const unifiedLayers = layersForSpeedup(numLayers, target);
     const layers = unifiedLayers >= 2 ? unifiedLayers : numLayers / target;
-    if (unifiedLayers >= 2) candidates.push({ policy: 'unified', target, skip: unified({ speedup: target }) });
-    candidates.push({ policy: 'skipdecode', target, skip: skipDecodeMatching(numLayers, layers, options.newTokens - 1, layers >= 2 ? 1 : 0) });
-    const tuned = await tuneEarlyExit(model, layers, prompts, options.newTokens);
-    candidates.push({ policy: 'early-exit', target, skip: tuned.policy, note: `threshold 1 − ${(1 - tuned.threshold).toExponential(1)}` });
+    for (const policy of options.policies) {
+      if (policy === 'unified' && unifiedLayers >= 2) candidates.push({ policy, target, skip: unified({ speedup: target }) });
+      if (policy === 'skipdecode') {
+        candidates.push({ policy, target, skip: skipDecodeMatching(numLayers, layers, options.scoredTokens, layers >= 2 ? 1 : 0) });
+      }
+      if (policy === 'early-exit') {
+        const tuned = await tuneEarlyExit(numLayers, layers, scoredLayers);
+        candidates.push({ policy, target, skip: tuned.policy, note: `threshold 1 − ${(1 - tuned.threshold).toExponential(1)}` });
+      }
+    }
   }
   return candidates;
 }
 
-async function greedyRuns(model: Model, policy: SkipPolicy, prompts: number[][], newTokens: number) {
-  const runs: { ids: number[]; layersPerToken: number }[] = [];
-  for (const prompt of prompts) {
-    const { ids, stats } = await model.generate(prompt, { maxNewTokens: newTokens, eosTokenIds: [], policy });
-    runs.push({ ids, layersPerToken: stats.layersPerToken });
-  }
-  return runs;
+interface GreedyRuns {
+  ids: number[][];
+  tokensPerSecond: number;
 }
 
-async function meanPerplexity(model: Model, policy: SkipPolicy, prompts: number[][], samples: number[][]): Promise<number> {
+async function greedyRuns(model: Model, policy: SkipPolicy, prompts: number[][], newTokens: number): Promise<GreedyRuns> {
+  const ids: number[][] = [];
+  let steps = 0;
+  let ms = 0;
+  for (const prompt of prompts) {
+    const result = await model.generate(prompt, { maxNewTokens: newTokens, eosTokenIds: [], policy });
+    ids.push(result.ids);
+    steps += result.stats.decodeSteps;
+    ms += result.stats.decodeMs;
+  }
+  return { ids, tokensPerSecond: (steps * 1000) / ms };
+}
+
+interface Score {
+  perplexity: number;
+  layersPerToken: number;
+}
+
+async function scoreAll(model: Model, policy: SkipPolicy, workload: Workload): Promise<Score> {
   let logProb = 0;
   let tokens = 0;
-  for (const [i, prompt] of prompts.entries()) {
-    const score = await model.score(prompt, samples[i]!, { policy });
+  let layers = 0;
+  for (const [i, prompt] of workload.prompts.entries()) {
+    const score = await model.score(prompt, workload.continuations[i]!, { policy });
     logProb += score.logProbs.reduce((a, b) => a + b, 0);
     tokens += score.logProbs.length;
+    layers += score.layersPerToken * (score.logProbs.length - 1);
   }
-  return Math.exp(-logProb / tokens);
+  return { perplexity: Math.exp(-logProb / tokens), layersPerToken: layers / (tokens - workload.prompts.length) };
 }

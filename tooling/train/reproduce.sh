@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Reproduces the skip-aware training end to end (see README.md): data split and tokenizer,
+# pretraining, the four fine-tunes, loss curves, and the converted models of
+# packages/model-tiny-shakespeare. Re-running resumes an interrupted run where it stopped.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+data="${SKIPTRAIN_DATA:-$root/../shared/data/tinyshakespeare.txt}"
+work="${SKIPTRAIN_WORK:-$here/work}"
+python=/usr/bin/python3
+cd "$here"
+
+"$python" -c 'import torch, numpy, matplotlib' 2>/dev/null || {
+  echo "needs PyTorch, NumPy and Matplotlib from Debian: apt-get install python3-torch python3-numpy python3-matplotlib libopenblas0-pthread" >&2
+  exit 1
+}
+(cd "$root" && pnpm --silent turbo run build --output-logs=errors-only >/dev/null)
+
+[ -f "$work/tokenizer.json" ] || "$python" -m skiptrain.prepare --data "$data" --out "$work"
+[ -f "$work/held-out.bin" ] || pnpm exec tsx src/encode-text.ts "$work" train.txt held-out.txt
+pnpm exec tsx src/layer-plans.ts 12 256 2,3 > "$work/layer-plans.json"
+
+[ -f "$work/base/checkpoint/model.safetensors" ] || "$python" -m skiptrain.train pretrain --work "$work"
+for method in normal unified early-exit skipdecode; do
+  [ -f "$work/$method/checkpoint/model.safetensors" ] || "$python" -m skiptrain.train finetune --work "$work" --method "$method"
+done
+"$python" -m skiptrain.plot --work "$work" --out "$here/results"
+
+models="$root/packages/model-tiny-shakespeare/models"
+node "$root/apps/demo/dist/cli.js" convert "$work/unified/checkpoint" "$models/skip-aware" --dtype fp16 --overwrite
+node "$root/apps/demo/dist/cli.js" convert "$work/normal/checkpoint" "$models/normal" --dtype fp16 --overwrite
+for method in early-exit skipdecode; do
+  node "$root/apps/demo/dist/cli.js" convert "$work/$method/checkpoint" "$work/converted/$method" --dtype fp16 --overwrite
+done
+echo "done: models in $models, loss curves in $here/results"

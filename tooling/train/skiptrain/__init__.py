@@ -1,0 +1,1 @@
+"""skip-aware training for skipgen: a Llama decoder whose forward is what skipgen's graphs compute."""
