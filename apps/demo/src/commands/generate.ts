@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 
 import { loadModel, type Device, type GenerateOptions } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
+import { skipAwareModelDir } from '@skipgen/model-tiny-shakespeare';
 
 import { addPolicyOptions, policyFromFlags, type PolicyFlags } from '../options/policy-options.js';
 import { collect, integer, integerList, number } from '../options/parse.js';
@@ -26,7 +27,7 @@ interface GenerateFlags extends PolicyFlags {
 export function generateCommand(): Command {
   const command = new Command('generate')
     .description('generate a continuation of a prompt')
-    .requiredOption('--model <dir>', 'a model directory written by `skipgen convert`')
+    .option('--model <dir>', 'a model directory written by `skipgen convert` (default: the shipped skip-aware Tiny Shakespeare model)', skipAwareModelDir)
     .option('--prompt <text>', 'prompt text (needs the model\'s tokenizer)')
     .option('--prompt-ids <ids>', 'prompt token ids, e.g. 1,2,3', integerList)
     .option('--max-new-tokens <n>', 'tokens to generate at most', integer(1), 64)
