@@ -1,11 +1,3 @@
-import { defineConfig } from 'tsup';
+import { skipgenTsupConfig } from '@skipgen/tsup-config';
 
-export default defineConfig({
-  entry: ['src/cli.ts'],
-  format: ['esm'],
-  target: 'node20',
-  tsconfig: 'tsconfig.build.json',
-  dts: false,
-  sourcemap: true,
-  clean: true,
-});
+export default skipgenTsupConfig({ entry: ['src/cli.ts'], dts: false });

@@ -1,11 +1,3 @@
-import { defineConfig } from 'tsup';
+import { skipgenTsupConfig } from '@skipgen/tsup-config';
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm'],
-  target: 'node20',
-  tsconfig: 'tsconfig.build.json',
-  dts: true,
-  sourcemap: true,
-  clean: true,
-});
+export default skipgenTsupConfig();

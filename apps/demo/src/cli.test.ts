@@ -57,11 +57,11 @@ describe('the skipgen CLI (built)', () => {
   });
 
   it('plan --json lists the layers a generated token runs', async () => {
-    const unified = JSON.parse((await skipgen('plan', '--layers', '30', '--policy', 'unified', '--speedup', '5', '--json')).stdout) as { layers: number[]; prompt: number[] };
+    const unified = JSON.parse((await skipgen('plan', '--num-layers', '30', '--policy', 'unified', '--speedup', '5', '--json')).stdout) as { layers: number[]; prompt: number[] };
     expect(unified.layers).toEqual([0, 6, 12, 18, 24, 29]);
     expect(unified.prompt).toHaveLength(30);
     const decaying = JSON.parse(
-      (await skipgen('plan', '--layers', '12', '--policy', 'skipdecode', '--max-layers', '10', '--min-layers', '4', '--horizon', '2', '--steps', '3', '--json')).stdout,
+      (await skipgen('plan', '--num-layers', '12', '--policy', 'skipdecode', '--max-layers', '10', '--min-layers', '4', '--horizon', '2', '--steps', '3', '--json')).stdout,
     ) as { layers: number[][] };
     expect(decaying.layers).toEqual([[0, 3, 4, 5, 6, 7, 8, 9, 10, 11], [0, 6, 7, 8, 9, 10, 11], [0, 9, 10, 11]]);
   });
@@ -148,7 +148,19 @@ describe('the skipgen CLI (built)', () => {
     const missing = await skipgen('convert', join(root, 'nope'), join(root, 'out'));
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('CheckpointNotFoundError');
-    const tooDeep = await skipgen('plan', '--layers', '6', '--policy', 'unified', '--speedup', '5');
+    const tooDeep = await skipgen('plan', '--num-layers', '6', '--policy', 'unified', '--speedup', '5');
     expect(tooDeep.stderr).toContain('the largest target for 6 layers is 3x');
+  });
+
+  it('builds policies from flags through the registry: a flag of another policy is refused, naming it', async () => {
+    const foreign = await skipgen('plan', '--num-layers', '12', '--policy', 'early-exit', '--speedup', '2');
+    expect(foreign.code).toBe(1);
+    expect(foreign.stderr).toContain('PolicySpecError: --speedup: is not an option of the early-exit policy; its options are --threshold, --measure, --min-exit-layers, --probe-every, --probe-layers');
+    const missing = await skipgen('plan', '--num-layers', '12', '--policy', 'skipdecode');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^PolicySpecError: --min-layers: /);
+    expect(missing.stderr).not.toContain('    at ');
+    const exit = JSON.parse((await skipgen('plan', '--num-layers', '12', '--policy', 'early-exit', '--min-exit-layers', '4', '--probe-every', '4', '--json')).stdout) as { probeLayers: number[] };
+    expect(exit.probeLayers).toEqual([3, 7]);
   });
 });

@@ -2,7 +2,6 @@
 import { Command } from 'commander';
 
 import { SkipgenError } from '@skipgen/core';
-import { ConvertError } from '@skipgen/convert';
 
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
@@ -24,7 +23,7 @@ const program = new Command('skipgen')
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  if (error instanceof SkipgenError || error instanceof ConvertError) {
+  if (error instanceof SkipgenError) {
     console.error(`${error.name}: ${error.message}`);
     process.exitCode = 1;
   } else {

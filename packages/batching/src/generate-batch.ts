@@ -1,4 +1,4 @@
-import { KvCacheFullError, type GenerateOptions, type GenerateResult, type GenerationTask, type Model, type Prompt, type Sequence } from '@skipgen/core';
+import { KvCacheFullError, prefillTask, type GenerateOptions, type GenerateResult, type GenerationTask, type Model, type Prompt, type Sequence } from '@skipgen/core';
 
 /**
  * Static batching: generates a continuation for every prompt (of any
@@ -43,13 +43,7 @@ async function runStaticBatch(model: Model, tasks: GenerationTask[]): Promise<vo
       open.set(task, sequence);
       task.start(engine, sequence);
     }
-    for (const task of tasks) {
-      let logits!: Float32Array;
-      for (let chunk = task.nextPromptChunk(model.prefillChunk); chunk; chunk = task.nextPromptChunk(model.prefillChunk)) {
-        logits = await engine.prefill(open.get(task)!, chunk);
-      }
-      task.accept(logits);
-    }
+    for (const task of tasks) await prefillTask(engine, task, open.get(task)!, model.prefillChunk);
     for (;;) {
       for (const task of [...open.keys()]) {
         if (task.state === 'finished') end(task);

@@ -2,14 +2,14 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { readManifest } from '@skipgen/core';
+import { expectFailure, loadConverted, maxLogitsDiff, promptIds, TempDirs } from '@skipgen/test-kit';
 import { presets, ReferenceModel, writeCheckpoint, writeTokenizer, type CheckpointSpec, type PresetName } from '@skipgen/test-models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { convertCheckpoint, type ConvertProgress } from './convert.js';
 import { InvalidConfigError } from './errors.js';
-import { expectFailure, load, maxLogitsDiff, promptIds, TempDirs } from './testing/fixtures.js';
 
-const dirs = new TempDirs();
+const dirs = new TempDirs('skipgen-convert');
 afterAll(() => dirs.cleanup());
 
 const tinyPresets = (Object.keys(presets) as PresetName[]).filter((name) => name !== 'bench-30-layer');
@@ -65,7 +65,7 @@ describe('convertCheckpoint matches the float64 reference', () => {
     expect((await readdir(out)).filter((f) => f.startsWith('.'))).toEqual([]);
 
     const ids = promptIds(12, spec.vocabSize);
-    const model = await load(out);
+    const model = await loadConverted(out);
     try {
       const actual = await model.logits(ids);
       const expected = new ReferenceModel(checkpoint).forward(ids);
@@ -97,7 +97,7 @@ describe('sharded and bfloat16 checkpoints', () => {
     expect(manifest.weightType).toBe('float32');
 
     const ids = promptIds(12, spec.vocabSize);
-    const model = await load(join(root, 'out'));
+    const model = await loadConverted(join(root, 'out'));
     try {
       expect(maxLogitsDiff(await model.logits(ids), new ReferenceModel(checkpoint).forward(ids))).toBeLessThan(1e-4);
     } finally {
@@ -162,7 +162,7 @@ describe('tokenizer and generation config', () => {
   });
 
   it('gives a model whose tokenizer loads and round-trips text', async () => {
-    const model = await load(join(root, 'out'));
+    const model = await loadConverted(join(root, 'out'));
     try {
       expect(model.tokenizer).not.toBeNull();
       const ids = model.encode('hello there');

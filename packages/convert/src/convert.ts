@@ -3,6 +3,7 @@ import { join } from 'node:path';
 
 import { MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from '@skipgen/core';
 
+import { layerTensors } from './checkpoint/architectures.js';
 import { Checkpoint } from './checkpoint/checkpoint.js';
 import type { ModelConfig } from './checkpoint/model-config.js';
 import { InvalidConfigError } from './errors.js';
@@ -10,7 +11,7 @@ import { buildEmbedGraph } from './graphs/embed-graph.js';
 import { buildHeadGraph } from './graphs/head-graph.js';
 import { buildKvProjectionGraph } from './graphs/kv-projection-graph.js';
 import { attentionKindFor, buildLayerGraph } from './graphs/layer-graph.js';
-import { layerTensorName, type LayerTensors } from './graphs/layer-parts.js';
+import type { LayerTensors } from './graphs/layer-parts.js';
 import { WeightWriter } from './graphs/weights.js';
 import type { GraphBuilder } from './onnx/graph-builder.js';
 import { StagedDirectory } from './output/staged-directory.js';
@@ -180,20 +181,10 @@ async function writeGraph(output: StagedDirectory, path: string, graph: GraphBui
   await output.write(path, model);
 }
 
+/** The tensors of one layer that its architecture's table lists for this config. */
 async function readLayer(checkpoint: Checkpoint, layer: number): Promise<LayerTensors> {
-  const prefix = layerTensorName(layer, '');
   const tensors: LayerTensors = new Map();
-  const suffixes = [
-    'input_layernorm.weight', 'post_attention_layernorm.weight',
-    'self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight', 'self_attn.o_proj.weight',
-    'mlp.gate_proj.weight', 'mlp.up_proj.weight', 'mlp.down_proj.weight',
-  ];
-  const c = checkpoint.config;
-  if (c.qkvBias) suffixes.push('self_attn.q_proj.bias', 'self_attn.k_proj.bias', 'self_attn.v_proj.bias');
-  if (c.outputBias) suffixes.push('self_attn.o_proj.bias');
-  if (c.mlpBias) suffixes.push('mlp.gate_proj.bias', 'mlp.up_proj.bias', 'mlp.down_proj.bias');
-  if (c.qkNorm) suffixes.push('self_attn.q_norm.weight', 'self_attn.k_norm.weight');
-  for (const suffix of suffixes) tensors.set(prefix + suffix, await checkpoint.read(prefix + suffix));
+  for (const { name } of layerTensors(checkpoint.config, layer)) tensors.set(name, await checkpoint.read(name));
   return tensors;
 }
 

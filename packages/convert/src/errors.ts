@@ -1,9 +1,14 @@
+import { SkipgenError } from '@skipgen/core';
+
+import { describeSupportedArchitectures } from './checkpoint/architectures.js';
+
 /**
  * Every failure of a conversion is one of these classes, so callers can tell a
  * bad checkpoint from a bad output location without parsing messages. Each
- * message says what is wrong, where, and what to do about it.
+ * message says what is wrong, where, and what to do about it. They are
+ * `SkipgenError`s too, so one `instanceof` catches every skipgen failure.
  */
-export class ConvertError extends Error {
+export class ConvertError extends SkipgenError {
   override readonly name: string = 'ConvertError';
 }
 
@@ -19,11 +24,7 @@ export class CheckpointNotFoundError extends ConvertError {
 export class UnsupportedArchitectureError extends ConvertError {
   override readonly name = 'UnsupportedArchitectureError';
   constructor(readonly modelType: string) {
-    super(
-      `config.json has model_type '${modelType}', which skipgen cannot convert. ` +
-        `Supported: 'llama' (Llama 2, Llama 3.x with llama3 rope scaling, SmolLM, TinyLlama), ` +
-        `'qwen2' (Qwen2, Qwen2.5) and 'qwen3' (Qwen3 dense).`,
-    );
+    super(`config.json has model_type '${modelType}', which skipgen cannot convert. Supported: ${describeSupportedArchitectures()}.`);
   }
 }
 

@@ -1,5 +1,6 @@
 export { convertCheckpoint, type ConvertDtype, type ConvertOptions, type ConvertProgress, type ConvertResult } from './convert.js';
-export { parseModelConfig, type Architecture, type ModelConfig } from './checkpoint/model-config.js';
+export type { Architecture } from './checkpoint/architectures.js';
+export { parseModelConfig, type ModelConfig } from './checkpoint/model-config.js';
 export {
   CheckpointNotFoundError,
   ConvertError,

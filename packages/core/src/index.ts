@@ -1,10 +1,11 @@
 export { loadModel, readManifest, type LoadModelOptions } from './model/load-model.js';
 export { Model, type ContinuationScore } from './model/model.js';
-export { MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from './model/manifest.js';
-export { GRAPH_IO } from './model/graph-io.js';
-export { inverseFrequencies, rotaryTables } from './model/rope.js';
+export { MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from './format/manifest.js';
+export { GRAPH_IO } from './format/graph-io.js';
+export { inverseFrequencies, rotaryTables } from './format/rope.js';
 
-export { Engine, snapshotCounters, type DecodeRow, type EngineCounters, type GraphKind } from './engine/engine.js';
+export { Engine, type DecodeRow } from './engine/engine.js';
+export { snapshotCounters, type EngineCounters, type GraphKind } from './engine/graph-runner.js';
 export { Sequence, type SequenceCounters } from './engine/sequence.js';
 
 export type { KvCache, KvCacheFactory, KvCacheLayout, KvCacheMemory, KvSlot } from './cache/kv-cache.js';
@@ -19,6 +20,15 @@ export type {
 } from './policy/skip-policy.js';
 export { layersOfRow } from './policy/skip-policy.js';
 export { fullDepth } from './policy/full-depth.js';
+export {
+  createSkipPolicyRegistry,
+  defineSkipPolicy,
+  PolicySpecError,
+  type PolicySpecNaming,
+  type SkipPolicyDefinition,
+  type SkipPolicyRegistry,
+  type SkipPolicySpec,
+} from './policy/policy-registry.js';
 
 export type {
   FinishReason,
@@ -34,8 +44,8 @@ export { SeededRandom } from './sampling/seeded-random.js';
 export { IncrementalDecoder } from './tokenizer/incremental-decoder.js';
 export { TextTokenizer } from './tokenizer/text-tokenizer.js';
 export { StopStringMatcher } from './generation/stop-strings.js';
-export { GenerationTask, runAlone, type TaskState } from './generation/generation-task.js';
-export { soloScheduler, type Scheduler, type SchedulerContext, type SchedulerFactory } from './generation/scheduler.js';
+export { GenerationTask, type TaskState } from './generation/generation-task.js';
+export { prefillTask, runAlone, soloScheduler, type Scheduler, type SchedulerContext, type SchedulerFactory } from './generation/scheduler.js';
 export { resolveGeneration, type ResolvedGeneration } from './generation/resolve-options.js';
 export { openOnDevice, type Device, type DeviceChoice } from './runtime/execution-provider.js';
 

@@ -1,2 +1,3 @@
 export { unified, type UnifiedOptions } from './unified.js';
 export { layersForSpeedup, unifiedLayers } from './unified-layers.js';
+export { unifiedPolicy } from './unified-policy.js';

@@ -56,12 +56,12 @@ describe('unified({ speedup: 2 }) on 12 layers, end to end', () => {
     expect((await tiny.model.generate(prompts[0]!, options(unified({ speedup: 2 })))).ids).toEqual([55, 97, 53, 25, 82, 69, 94, 25, 82, 69]);
   });
 
-  it('layers: 6 generates the same ids as speedup: 2', async () => {
+  it('keepLayers: 6 generates the same ids as speedup: 2', async () => {
     for (const prompt of prompts) {
       const byTarget = await tiny.model.generate(prompt, options(unified({ speedup: 2 })));
-      const byCount = await tiny.model.generate(prompt, options(unified({ layers: 6 })));
+      const byCount = await tiny.model.generate(prompt, options(unified({ keepLayers: 6 })));
       expect(byCount.ids).toEqual(byTarget.ids);
-      expect(byCount.stats.policy).toEqual({ name: 'unified', parameters: { layers: 6 } });
+      expect(byCount.stats.policy).toEqual({ name: 'unified', parameters: { keepLayers: 6 } });
     }
   });
 
@@ -133,7 +133,7 @@ describe('unified({ speedup: 2 }) on 12 layers, end to end', () => {
     await expect(tiny.model.generate(prompts[0]!, options(unified({ speedup: 7 })))).rejects.toThrow(
       "unified: a 7x target leaves 1 of this model's 12 layers, but the first and last must run; the largest target for 12 layers is 6x",
     );
-    await expect(tiny.model.generate(prompts[0]!, options(unified({ layers: 13 })))).rejects.toThrow("layers: 13 is more than this model's 12 layers");
+    await expect(tiny.model.generate(prompts[0]!, options(unified({ keepLayers: 13 })))).rejects.toThrow("keepLayers: 13 is more than this model's 12 layers");
     expect(tiny.model.engine.counters.steps).toBe(before.steps);
     expect(tiny.model.cache.freeSlots).toBe(4);
   });

@@ -29,19 +29,19 @@ describe('unified(): options', () => {
     expect(error.message).toContain('speedup must be a number ≥ 1');
   });
 
-  it.each([[1], [0], [-3], [2.5], [Number.NaN]])('rejects layers: %s', (layers) => {
-    const error = errorOf(() => unified({ layers }));
+  it.each([[1], [0], [-3], [2.5], [Number.NaN]])('rejects keepLayers: %s', (layers) => {
+    const error = errorOf(() => unified({ keepLayers: layers }));
     expect(error).toBeInstanceOf(SkipPolicyError);
-    expect(error.message).toBe(`unified: layers must be an integer ≥ 2 (the first and the last layer always run), got ${layers}`);
+    expect(error.message).toBe(`unified: keepLayers must be an integer ≥ 2 (the first and the last layer always run), got ${layers}`);
   });
 
-  it('rejects both speedup and layers', () => {
-    const error = errorOf(() => unified({ speedup: 2, layers: 6 } as unknown as UnifiedOptions));
+  it('rejects both speedup and keepLayers', () => {
+    const error = errorOf(() => unified({ speedup: 2, keepLayers: 6 } as unknown as UnifiedOptions));
     expect(error).toBeInstanceOf(SkipPolicyError);
-    expect(error.message).toBe('unified: give exactly one of speedup (e.g. { speedup: 2 }) or layers (e.g. { layers: 12 })');
+    expect(error.message).toBe('unified: give exactly one of speedup (e.g. { speedup: 2 }) or keepLayers (e.g. { keepLayers: 12 })');
   });
 
-  it('rejects neither speedup nor layers', () => {
+  it('rejects neither speedup nor keepLayers', () => {
     for (const options of [{}, { applyToPrompt: true }, { speedup: undefined }]) {
       const error = errorOf(() => unified(options as unknown as UnifiedOptions));
       expect(error).toBeInstanceOf(SkipPolicyError);
@@ -54,7 +54,7 @@ describe('unified(): options', () => {
     expect(byTarget.specificationVersion).toBe('v1');
     expect(byTarget.name).toBe('unified');
     expect(byTarget.parameters).toEqual({ speedup: 2 });
-    expect(unified({ layers: 7 }).parameters).toEqual({ layers: 7 });
+    expect(unified({ keepLayers: 7 }).parameters).toEqual({ keepLayers: 7 });
     expect(unified({ speedup: 3, applyToPrompt: true }).parameters).toEqual({ speedup: 3, applyToPrompt: true });
     expect(unified({ speedup: 3, applyToPrompt: false }).parameters).toEqual({ speedup: 3 });
   });
@@ -86,24 +86,24 @@ describe('unified(): binding to a model', () => {
   });
 
   it('fails when layers is more than the model has', () => {
-    const error = errorOf(() => unified({ layers: 13 }).bind({ numLayers: 12 }));
+    const error = errorOf(() => unified({ keepLayers: 13 }).bind({ numLayers: 12 }));
     expect(error).toBeInstanceOf(SkipPolicyError);
-    expect(error.message).toBe("unified: layers: 13 is more than this model's 12 layers");
+    expect(error.message).toBe("unified: keepLayers: 13 is more than this model's 12 layers");
   });
 
-  it('layers: n runs exactly n layers', () => {
+  it('keepLayers: n runs exactly n layers', () => {
     for (let n = 2; n <= 12; n++) {
-      const selection = unified({ layers: n }).bind({ numLayers: 12 }).layers(decodeStep) as readonly number[];
+      const selection = unified({ keepLayers: n }).bind({ numLayers: 12 }).layers(decodeStep) as readonly number[];
       expect(selection).toHaveLength(n);
       expect(selection[0]).toBe(0);
       expect(selection.at(-1)).toBe(11);
     }
-    expect(unified({ layers: 7 }).bind({ numLayers: 12 }).layers(decodeStep)).toEqual([0, 2, 4, 6, 8, 10, 11]);
-    expect(unified({ layers: 12 }).bind({ numLayers: 12 }).layers(decodeStep)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(unified({ keepLayers: 7 }).bind({ numLayers: 12 }).layers(decodeStep)).toEqual([0, 2, 4, 6, 8, 10, 11]);
+    expect(unified({ keepLayers: 12 }).bind({ numLayers: 12 }).layers(decodeStep)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
   });
 
-  it('layers: 6 and speedup: 2 pick the same layers on 12 layers', () => {
-    const byCount = unified({ layers: 6 }).bind({ numLayers: 12 }).layers(decodeStep);
+  it('keepLayers: 6 and speedup: 2 pick the same layers on 12 layers', () => {
+    const byCount = unified({ keepLayers: 6 }).bind({ numLayers: 12 }).layers(decodeStep);
     const byTarget = unified({ speedup: 2 }).bind({ numLayers: 12 }).layers(decodeStep);
     expect(byCount).toEqual([0, 2, 4, 6, 8, 11]);
     expect(byTarget).toEqual(byCount);

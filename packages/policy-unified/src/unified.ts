@@ -2,16 +2,16 @@ import { SkipPolicyError, type BoundSkipPolicy, type SkipPolicy } from '@skipgen
 
 import { layersForSpeedup, unifiedLayers } from './unified-layers.js';
 
-/** Options of {@link unified}: a target speedup, or a layer count. */
+/** Options of {@link unified}: a target speedup, or how many layers to keep. */
 export type UnifiedOptions = (
   | {
       /** Target speedup in layers (≥ 1): `floor(L / speedup)` layers run. */
       speedup: number;
-      layers?: never;
+      keepLayers?: never;
     }
   | {
-      /** Run exactly this many layers (2 ≤ layers ≤ L). */
-      layers: number;
+      /** Run exactly this many layers (2 ≤ keepLayers ≤ L). */
+      keepLayers: number;
       speedup?: never;
     }
 ) & {
@@ -33,23 +33,23 @@ export type UnifiedOptions = (
  * ```
  */
 export function unified(options: UnifiedOptions): SkipPolicy {
-  const { speedup, layers } = options as { speedup?: number; layers?: number };
-  if ((speedup === undefined) === (layers === undefined)) {
-    throw new SkipPolicyError('unified', 'give exactly one of speedup (e.g. { speedup: 2 }) or layers (e.g. { layers: 12 })');
+  const { speedup, keepLayers } = options as { speedup?: number; keepLayers?: number };
+  if ((speedup === undefined) === (keepLayers === undefined)) {
+    throw new SkipPolicyError('unified', 'give exactly one of speedup (e.g. { speedup: 2 }) or keepLayers (e.g. { keepLayers: 12 })');
   }
   if (speedup !== undefined && !(Number.isFinite(speedup) && speedup >= 1)) {
     throw new SkipPolicyError('unified', `speedup must be a number ≥ 1 (1 runs every layer), got ${speedup}`);
   }
-  if (layers !== undefined && !(Number.isInteger(layers) && layers >= 2)) {
-    throw new SkipPolicyError('unified', `layers must be an integer ≥ 2 (the first and the last layer always run), got ${layers}`);
+  if (keepLayers !== undefined && !(Number.isInteger(keepLayers) && keepLayers >= 2)) {
+    throw new SkipPolicyError('unified', `keepLayers must be an integer ≥ 2 (the first and the last layer always run), got ${keepLayers}`);
   }
   const appliesToPrompt = options.applyToPrompt ?? false;
   const policy: SkipPolicy = {
     specificationVersion: 'v1',
     name: 'unified',
-    parameters: { ...(speedup !== undefined ? { speedup } : { layers: layers! }), ...(appliesToPrompt ? { applyToPrompt: true } : {}) },
+    parameters: { ...(speedup !== undefined ? { speedup } : { keepLayers: keepLayers! }), ...(appliesToPrompt ? { applyToPrompt: true } : {}) },
     bind({ numLayers }): BoundSkipPolicy {
-      const keep = layers ?? layersForSpeedup(numLayers, speedup!);
+      const keep = keepLayers ?? layersForSpeedup(numLayers, speedup!);
       if (keep < 2) {
         throw new SkipPolicyError(
           'unified',
@@ -58,7 +58,7 @@ export function unified(options: UnifiedOptions): SkipPolicy {
         );
       }
       if (keep > numLayers) {
-        throw new SkipPolicyError('unified', `layers: ${keep} is more than this model's ${numLayers} layers`);
+        throw new SkipPolicyError('unified', `keepLayers: ${keep} is more than this model's ${numLayers} layers`);
       }
       const kept = unifiedLayers(numLayers, keep);
       return { policy, numLayers, appliesToPrompt, propagatesSkippedLayers: false, layers: () => kept };

@@ -8,7 +8,12 @@ export { openTinyModel, useTinyModel, type TinyModel, type TinyModelOptions } fr
 export { keepLayers } from './keep-layers.js';
 export { soloRun } from './solo-run.js';
 export { openAll } from './open-all.js';
-export { maxAbsDiff } from './max-abs-diff.js';
+export { maxAbsDiff, maxLogitsDiff } from './max-abs-diff.js';
+export { TempDirs } from './temp-dirs.js';
+export { loadConverted } from './load-converted.js';
+export { bytesOf, snapshot } from './directory-contents.js';
+export { promptIds } from './prompt-ids.js';
+export { expectFailure } from './expect-failure.js';
 export { kvAt, zeroSlot, type PositionKv } from './cache-slot.js';
 export { expectSameAsSolo } from './same-as-solo.js';
 export { errorOf, expectSkipPolicyError } from './policy-errors.js';

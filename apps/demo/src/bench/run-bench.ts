@@ -1,12 +1,11 @@
-import { fullDepth, loadModel, type Device, type Model, type SkipPolicy } from '@skipgen/core';
+import { loadModel, type Device, type Model } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
-import { skipDecodeMatching } from '@skipgen/policy-skipdecode';
-import { layersForSpeedup, unified } from '@skipgen/policy-unified';
 
 import type { BenchModel } from './bench-models.js';
 import { costModelFrom, idealSpeedup, median, type CostModel } from './cost-model.js';
-import { greedyLayers, tuneEarlyExit } from './matched-policies.js';
 import { benchPrompt, measureDecode } from './measure-decode.js';
+import { greedyLayers } from '../policies/early-exit-tuning.js';
+import { policiesAtTargets, type ComparedPolicy, type PolicyAtTarget } from '../policies/policies-at-target.js';
 
 export interface BenchOptions {
   /** Batch sizes to measure. */
@@ -19,7 +18,7 @@ export interface BenchOptions {
   device: Device;
   threads?: number | undefined;
   /** Which policies to run besides full depth. */
-  policies: readonly ('unified' | 'skipdecode' | 'early-exit')[];
+  policies: readonly ComparedPolicy[];
   log: (line: string) => void;
 }
 
@@ -38,13 +37,6 @@ export interface BenchRow {
   /** realSpeedup / idealSpeedup. */
   efficiency: number;
   parameters: Readonly<Record<string, unknown>>;
-  note?: string;
-}
-
-interface Config {
-  policy: string;
-  target: number;
-  skip: SkipPolicy;
   note?: string;
 }
 
@@ -77,41 +69,21 @@ export async function runBench(benchModel: BenchModel, options: BenchOptions): P
   }
 }
 
-async function configsFor(model: Model, benchModel: BenchModel, options: BenchOptions): Promise<{ configs: Config[]; skipped: BenchRow[] }> {
-  const numLayers = model.manifest.dims.numLayers;
-  const configs: Config[] = [{ policy: 'full', target: 1, skip: fullDepth() }];
-  const skipped: BenchRow[] = [];
-  const unavailable = (policy: string, target: number, note: string) =>
-    skipped.push({ model: benchModel.name, policy, target, batch: 0, layersPerToken: NaN, tokensPerSecond: NaN, realSpeedup: NaN, idealSpeedup: NaN, efficiency: NaN, parameters: {}, note });
-  for (const target of options.targets) {
-    // Every policy at a target runs the same mean layers per token: Unified's
-    // floor(L / target) when Unified can run it, else L / target.
-    const unifiedLayers = layersForSpeedup(numLayers, target);
-    const layers = unifiedLayers >= 2 ? unifiedLayers : numLayers / target;
-    if (options.policies.includes('unified')) {
-      if (unifiedLayers >= 2) configs.push({ policy: 'unified', target, skip: unified({ speedup: target }) });
-      else unavailable('unified', target, `${target}x leaves ${unifiedLayers} of ${numLayers} layers; the first and last must run`);
-    }
-    if (options.policies.includes('skipdecode')) {
-      const warmupLayers = layers >= 2 ? 1 : 0;
-      configs.push({ policy: 'skipdecode', target, skip: skipDecodeMatching(numLayers, layers, options.newTokens - 1, warmupLayers) });
-    }
-    if (options.policies.includes('early-exit')) {
-      if (!benchModel.trained) {
-        unavailable('early-exit', target, 'needs trained weights to tune its threshold');
-        continue;
-      }
-      options.log(`${benchModel.name}: tuning the Early Exit threshold for ${layers.toFixed(2)} layers per token…`);
-      // The prompts the bench measures with (measureDecode's seeds), so the threshold reaches the target there.
-      const prompts = [0, 1, 2].map((i) => benchPrompt(options.promptTokens, model.manifest.dims.vocabSize, 1 + i * 97));
-      const tuned = await tuneEarlyExit(numLayers, layers, greedyLayers(model, prompts, options.newTokens));
-      configs.push({ policy: 'early-exit', target, skip: tuned.policy, note: `threshold 1 − ${(1 - tuned.threshold).toExponential(1)}` });
-    }
-  }
-  return { configs, skipped };
+async function configsFor(model: Model, benchModel: BenchModel, options: BenchOptions): Promise<{ configs: PolicyAtTarget[]; skipped: BenchRow[] }> {
+  // The prompts the bench measures with (measureDecode's seeds), so Early Exit's threshold reaches the target there.
+  const prompts = [0, 1, 2].map((i) => benchPrompt(options.promptTokens, model.manifest.dims.vocabSize, 1 + i * 97));
+  const { candidates, unavailable } = await policiesAtTargets(model.manifest.dims.numLayers, options.targets, options.policies, {
+    steps: options.newTokens - 1,
+    earlyExitLayers: benchModel.trained ? greedyLayers(model, prompts, options.newTokens) : null,
+    log: (line) => options.log(`${benchModel.name}: ${line}`),
+  });
+  const skipped = unavailable.map(({ policy, target, note }): BenchRow => ({
+    model: benchModel.name, policy, target, batch: 0, layersPerToken: NaN, tokensPerSecond: NaN, realSpeedup: NaN, idealSpeedup: NaN, efficiency: NaN, parameters: {}, note,
+  }));
+  return { configs: candidates, skipped };
 }
 
-async function measureBatch(model: Model, name: string, configs: Config[], batch: number, options: BenchOptions): Promise<BenchRow[]> {
+async function measureBatch(model: Model, name: string, configs: PolicyAtTarget[], batch: number, options: BenchOptions): Promise<BenchRow[]> {
   const lanes = configs.map((config) => ({ policy: config.skip }));
   const setup = { batch, promptTokens: options.promptTokens, newTokens: options.newTokens, seed: 1, stagger: staggerFor(batch, options.newTokens) };
   await measureDecode(model, lanes, { ...setup, newTokens: Math.min(8, options.newTokens) });

@@ -6,15 +6,16 @@ import { markdownTable } from 'markdown-table';
 
 import type { Device } from '@skipgen/core';
 
-import { EVAL_POLICIES, runEval, type EvalPolicy, type EvalRow } from '../eval/run-eval.js';
+import { runEval, type EvalRow } from '../eval/run-eval.js';
 import { collect, integer, numberList } from '../options/parse.js';
+import { COMPARED_POLICIES, type ComparedPolicy } from '../policies/policies-at-target.js';
 import { writeQualityChart } from '../report/quality-chart.js';
 
 interface EvalFlags {
   model: string[];
   text?: string;
   targets: number[];
-  policies: EvalPolicy[];
+  policies: ComparedPolicy[];
   prompts: number;
   promptTokens?: number;
   scoredTokens?: number;
@@ -30,11 +31,11 @@ const DEFAULTS = {
   sampled: { promptTokens: 8, scoredTokens: 32, newTokens: 32 },
 };
 
-function policyList(value: string): EvalPolicy[] {
+function policyList(value: string): ComparedPolicy[] {
   const names = value.split(',').map((s) => s.trim());
-  const unknown = names.filter((n) => !(EVAL_POLICIES as readonly string[]).includes(n));
-  if (unknown.length > 0) throw new InvalidArgumentError(`unknown policy '${unknown.join(',')}'; choose from ${EVAL_POLICIES.join(', ')}`);
-  return names as EvalPolicy[];
+  const unknown = names.filter((n) => !(COMPARED_POLICIES as readonly string[]).includes(n));
+  if (unknown.length > 0) throw new InvalidArgumentError(`unknown policy '${unknown.join(',')}'; choose from ${COMPARED_POLICIES.join(', ')}`);
+  return names as ComparedPolicy[];
 }
 
 /** `--model name=dir` or `--model dir` (named after the folder). */
@@ -49,7 +50,7 @@ export function evalCommand(): Command {
     .requiredOption('--model <[name=]dir>', 'a converted model with trained weights; repeat to compare checkpoints', collect)
     .option('--text <file>', 'held-out text to cut prompts and scored continuations from (else: samples from the model)')
     .option('--targets <speedups>', 'target speedups', numberList, [2, 3, 5])
-    .option('--policies <list>', `skipping policies to compare with full depth (${EVAL_POLICIES.join(',')})`, policyList, [...EVAL_POLICIES])
+    .option('--policies <list>', `skipping policies to compare with full depth (${COMPARED_POLICIES.join(',')})`, policyList, [...COMPARED_POLICIES])
     .option('--prompts <n>', 'prompts (windows of the text, or samples) per model', integer(1), 8)
     .option('--prompt-tokens <n>', `prompt length, run at full depth (default ${DEFAULTS.text.promptTokens} with --text, else ${DEFAULTS.sampled.promptTokens})`, integer(2))
     .option('--scored-tokens <n>', `continuation tokens scored per prompt (default ${DEFAULTS.text.scoredTokens} with --text, else ${DEFAULTS.sampled.scoredTokens})`, integer(2))

@@ -4,7 +4,7 @@ import { loadModel, type Device, type GenerateOptions } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
 import { skipAwareModelDir } from '@skipgen/model-tiny-shakespeare';
 
-import { addPolicyOptions, policyFromFlags, type PolicyFlags } from '../options/policy-options.js';
+import { addPolicyOptions, policyFromFlags, type PolicyFlags } from '../policies/policy-flags.js';
 import { collect, integer, integerList, number } from '../options/parse.js';
 
 interface GenerateFlags extends PolicyFlags {

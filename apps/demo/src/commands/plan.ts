@@ -2,12 +2,12 @@ import { Command } from 'commander';
 
 import { layersOfRow, type BoundSkipPolicy, type LayerSelection } from '@skipgen/core';
 
-import { addPolicyOptions, policyFromFlags, type PolicyFlags } from '../options/policy-options.js';
+import { addPolicyOptions, policyFromFlags, type PolicyFlags } from '../policies/policy-flags.js';
 import { integer } from '../options/parse.js';
 
 interface PlanFlags extends PolicyFlags {
   /** The model's depth. */
-  layers: number;
+  numLayers: number;
   steps: number;
   json?: boolean;
 }
@@ -47,12 +47,12 @@ function range(n: number): number[] {
 export function planCommand(): Command {
   const command = new Command('plan')
     .description('show which layers a policy runs at each generated position, without a model')
-    .requiredOption('--layers <n>', 'decoder layers of the model', integer(1))
+    .requiredOption('--num-layers <n>', 'decoder layers of the model', integer(1))
     .option('--steps <n>', 'generated positions to show', integer(1), 8)
     .option('--json', 'print the plan as JSON');
   return addPolicyOptions(command, 'unified').action((flags: PlanFlags) => {
-    const { layers: numLayers, ...policyFlags } = flags;
-    const policy = policyFromFlags({ ...policyFlags, policy: flags.policy });
+    const { numLayers } = flags;
+    const policy = policyFromFlags(flags);
     const plan = planLayers(policy.bind({ numLayers }), flags.steps);
     if (flags.json) {
       console.log(JSON.stringify(plan));

@@ -1,17 +1,11 @@
-import { fullDepth, InvalidRequestError, loadModel, type Device, type Model, type SkipPolicy } from '@skipgen/core';
+import { InvalidRequestError, loadModel, type Device, type Model, type SkipPolicy } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
-import { skipDecodeMatching } from '@skipgen/policy-skipdecode';
-import { layersForSpeedup, unified } from '@skipgen/policy-unified';
-
-import { tuneEarlyExit, type LayersMeasure } from '../bench/matched-policies.js';
-
-/** The skipping policies `eval` compares with full depth. */
-export const EVAL_POLICIES = ['unified', 'skipdecode', 'early-exit'] as const;
-export type EvalPolicy = (typeof EVAL_POLICIES)[number];
+import type { LayersMeasure } from '../policies/early-exit-tuning.js';
+import { policiesAtTargets, type ComparedPolicy, type PolicyAtTarget } from '../policies/policies-at-target.js';
 
 export interface EvalOptions {
   targets: number[];
-  policies: readonly EvalPolicy[];
+  policies: readonly ComparedPolicy[];
   /** Prompts (and scored continuations) per model. */
   windows: number;
   promptTokens: number;
@@ -48,13 +42,6 @@ export interface EvalRow {
   /** tokensPerSecond over full depth's on the same model, measured in the same run. */
   realSpeedup: number;
   parameters: Readonly<Record<string, unknown>>;
-  note?: string;
-}
-
-interface Candidate {
-  policy: string;
-  target: number;
-  skip: SkipPolicy;
   note?: string;
 }
 
@@ -148,26 +135,15 @@ function textWorkload(model: Model, text: string, options: EvalOptions): Workloa
   return { prompts, continuations };
 }
 
-async function candidatesFor(model: Model, workload: Workload, options: EvalOptions): Promise<Candidate[]> {
-  const numLayers = model.manifest.dims.numLayers;
-  const candidates: Candidate[] = [{ policy: 'full', target: 1, skip: fullDepth() }];
+async function candidatesFor(model: Model, workload: Workload, options: EvalOptions): Promise<PolicyAtTarget[]> {
   // Early Exit is tuned on half the windows: its layers per token on the scored tokens, as the rows report it.
   const tuning: Workload = { prompts: workload.prompts.slice(0, Math.ceil(workload.prompts.length / 2)), continuations: workload.continuations };
   const scoredLayers: LayersMeasure = async (policy) => (await scoreAll(model, policy, tuning)).layersPerToken;
-  for (const target of options.targets) {
-    const unifiedLayers = layersForSpeedup(numLayers, target);
-    const layers = unifiedLayers >= 2 ? unifiedLayers : numLayers / target;
-    for (const policy of options.policies) {
-      if (policy === 'unified' && unifiedLayers >= 2) candidates.push({ policy, target, skip: unified({ speedup: target }) });
-      if (policy === 'skipdecode') {
-        candidates.push({ policy, target, skip: skipDecodeMatching(numLayers, layers, options.scoredTokens, layers >= 2 ? 1 : 0) });
-      }
-      if (policy === 'early-exit') {
-        const tuned = await tuneEarlyExit(numLayers, layers, scoredLayers);
-        candidates.push({ policy, target, skip: tuned.policy, note: `threshold 1 − ${(1 - tuned.threshold).toExponential(1)}` });
-      }
-    }
-  }
+  const { candidates } = await policiesAtTargets(model.manifest.dims.numLayers, options.targets, options.policies, {
+    steps: options.scoredTokens,
+    earlyExitLayers: scoredLayers,
+    log: options.log,
+  });
   return candidates;
 }
 

@@ -7,6 +7,7 @@
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { expectFailure, snapshot, TempDirs } from '@skipgen/test-kit';
 import { presets, readSafetensors, writeCheckpoint, writeSafetensors, type CheckpointSpec } from '@skipgen/test-models';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -20,10 +21,9 @@ import {
   TensorShapeError,
   UnsupportedArchitectureError,
 } from '../errors.js';
-import { expectFailure, snapshot, TempDirs } from '../testing/fixtures.js';
 import { Checkpoint } from './checkpoint.js';
 
-const dirs = new TempDirs();
+const dirs = new TempDirs('skipgen-convert');
 afterAll(() => dirs.cleanup());
 
 // hidden 48, 6 query heads over 2 kv heads of 8, 3 layers, separate lm_head.

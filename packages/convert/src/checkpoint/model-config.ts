@@ -1,10 +1,7 @@
 import { z } from 'zod';
 
 import { InvalidConfigError, UnsupportedArchitectureError } from '../errors.js';
-
-export type Architecture = 'llama' | 'qwen2' | 'qwen3';
-const SUPPORTED: readonly string[] = ['llama', 'qwen2', 'qwen3'];
-const QWEN3_DEFAULT_HEAD_DIM = 128;
+import { architectureSpec, isArchitecture, layerTensors, type Architecture, type Feature } from './architectures.js';
 
 /** RoPE frequency scaling of Llama 3.1+ (the only scaling skipgen converts). */
 export interface Llama3RopeScaling {
@@ -30,7 +27,7 @@ export interface ModelConfig {
   ropeTheta: number;
   ropeScaling: Llama3RopeScaling | null;
   tieWordEmbeddings: boolean;
-  /** Biases on q, k and v projections (Qwen2 always; Llama and Qwen3 with attention_bias). */
+  /** Biases on q, k and v projections (Qwen2 always; Llama and Qwen3 with attention_bias; see architectures.ts). */
   qkvBias: boolean;
   /** Bias on the output projection (Llama and Qwen3 with attention_bias). */
   outputBias: boolean;
@@ -76,20 +73,22 @@ const rawConfigSchema = z.object({
 
 /**
  * Reads a Hugging Face `config.json` object into a {@link ModelConfig}, with the
- * defaults of transformers' LlamaConfig, Qwen2Config and Qwen3Config, and
+ * defaults of transformers' LlamaConfig, Qwen2Config and Qwen3Config (the
+ * architecture-specific ones from its table in architectures.ts), and
  * rejects features the graphs do not implement instead of converting them wrongly.
  */
 export function parseModelConfig(raw: unknown, file: string): ModelConfig {
   const modelType = (raw as { model_type?: unknown } | null)?.model_type;
   if (typeof modelType !== 'string') throw new InvalidConfigError(file, 'has no string "model_type"');
-  if (!SUPPORTED.includes(modelType)) throw new UnsupportedArchitectureError(modelType);
+  if (!isArchitecture(modelType)) throw new UnsupportedArchitectureError(modelType);
   const parsed = rawConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new InvalidConfigError(file, `field "${issue.path.join('.')}": ${issue.message}`);
   }
   const c = parsed.data;
-  const architecture = modelType as Architecture;
+  const architecture: Architecture = modelType;
+  const spec = architectureSpec(architecture);
   const unsupported = (detail: string): never => {
     throw new InvalidConfigError(file, `${detail}, which skipgen does not convert`);
   };
@@ -103,15 +102,14 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
   if (c.num_attention_heads % numKvHeads !== 0) {
     throw new InvalidConfigError(file, `num_attention_heads (${c.num_attention_heads}) is not a multiple of num_key_value_heads (${numKvHeads})`);
   }
-  // Qwen3Config defaults head_dim to 128 instead of deriving it; LlamaConfig and Qwen2Config derive it.
-  const headDim = c.head_dim ?? (architecture === 'qwen3' ? QWEN3_DEFAULT_HEAD_DIM : c.hidden_size / c.num_attention_heads);
+  const headDim = c.head_dim ?? spec.defaults.head_dim ?? c.hidden_size / c.num_attention_heads;
   if (!Number.isInteger(headDim)) {
     throw new InvalidConfigError(file, `hidden_size (${c.hidden_size}) is not a multiple of num_attention_heads (${c.num_attention_heads}) and there is no head_dim`);
   }
   if (headDim % 2 !== 0) throw new InvalidConfigError(file, `head_dim ${headDim} is odd; RoPE needs an even head size`);
 
   const { theta, scaling } = parseRope(c, file);
-  const attentionBias = c.attention_bias ?? false;
+  const feature = (source: Feature): boolean => (typeof source === 'boolean' ? source : (c[source] ?? false));
   const ids = (v: number | number[] | null | undefined): number[] => (v === null || v === undefined ? [] : Array.isArray(v) ? v : [v]);
   return {
     architecture,
@@ -127,10 +125,10 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
     ropeTheta: theta,
     ropeScaling: scaling,
     tieWordEmbeddings: c.tie_word_embeddings ?? false,
-    qkvBias: architecture === 'qwen2' || attentionBias,
-    outputBias: architecture !== 'qwen2' && attentionBias,
-    mlpBias: architecture === 'llama' && (c.mlp_bias ?? false),
-    qkNorm: architecture === 'qwen3',
+    qkvBias: feature(spec.features.qkvBias),
+    outputBias: feature(spec.features.outputBias),
+    mlpBias: feature(spec.features.mlpBias),
+    qkNorm: feature(spec.features.qkNorm),
     bosTokenId: ids(c.bos_token_id)[0] ?? null,
     eosTokenIds: ids(c.eos_token_id),
     padTokenId: ids(c.pad_token_id)[0] ?? null,
@@ -168,42 +166,9 @@ function parseRope(c: z.infer<typeof rawConfigSchema>, file: string): { theta: n
 
 /** Every tensor the graphs read, by Hugging Face name, with the shape the config implies. */
 export function expectedTensors(config: ModelConfig): { name: string; shape: number[] }[] {
-  const { hiddenSize: h, intermediateSize: i, numHeads, numKvHeads, headDim, vocabSize } = config;
-  const q = numHeads * headDim;
-  const kv = numKvHeads * headDim;
+  const { hiddenSize: h, vocabSize } = config;
   const list: { name: string; shape: number[] }[] = [{ name: 'model.embed_tokens.weight', shape: [vocabSize, h] }];
-  for (let layer = 0; layer < config.numLayers; layer++) {
-    const p = `model.layers.${layer}`;
-    list.push(
-      { name: `${p}.input_layernorm.weight`, shape: [h] },
-      { name: `${p}.self_attn.q_proj.weight`, shape: [q, h] },
-      { name: `${p}.self_attn.k_proj.weight`, shape: [kv, h] },
-      { name: `${p}.self_attn.v_proj.weight`, shape: [kv, h] },
-      { name: `${p}.self_attn.o_proj.weight`, shape: [h, q] },
-      { name: `${p}.post_attention_layernorm.weight`, shape: [h] },
-      { name: `${p}.mlp.gate_proj.weight`, shape: [i, h] },
-      { name: `${p}.mlp.up_proj.weight`, shape: [i, h] },
-      { name: `${p}.mlp.down_proj.weight`, shape: [h, i] },
-    );
-    if (config.qkvBias) {
-      list.push(
-        { name: `${p}.self_attn.q_proj.bias`, shape: [q] },
-        { name: `${p}.self_attn.k_proj.bias`, shape: [kv] },
-        { name: `${p}.self_attn.v_proj.bias`, shape: [kv] },
-      );
-    }
-    if (config.outputBias) list.push({ name: `${p}.self_attn.o_proj.bias`, shape: [h] });
-    if (config.mlpBias) {
-      list.push(
-        { name: `${p}.mlp.gate_proj.bias`, shape: [i] },
-        { name: `${p}.mlp.up_proj.bias`, shape: [i] },
-        { name: `${p}.mlp.down_proj.bias`, shape: [h] },
-      );
-    }
-    if (config.qkNorm) {
-      list.push({ name: `${p}.self_attn.q_norm.weight`, shape: [headDim] }, { name: `${p}.self_attn.k_norm.weight`, shape: [headDim] });
-    }
-  }
+  for (let layer = 0; layer < config.numLayers; layer++) list.push(...layerTensors(config, layer));
   list.push({ name: 'model.norm.weight', shape: [h] });
   if (!config.tieWordEmbeddings) list.push({ name: 'lm_head.weight', shape: [vocabSize, h] });
   return list;

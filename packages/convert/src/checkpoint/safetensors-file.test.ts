@@ -6,15 +6,15 @@
 import { open as openFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { expectFailure, snapshot, TempDirs } from '@skipgen/test-kit';
 import { float32ToFloat16Bits, generateCheckpoint, presets, writeCheckpoint, type CheckpointSpec } from '@skipgen/test-models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { convertCheckpoint } from '../convert.js';
 import { SafetensorsFormatError, UnsupportedTensorTypeError, type ConvertError } from '../errors.js';
-import { expectFailure, snapshot, TempDirs } from '../testing/fixtures.js';
 import { SafetensorsFile } from './safetensors-file.js';
 
-const dirs = new TempDirs();
+const dirs = new TempDirs('skipgen-convert');
 afterAll(() => dirs.cleanup());
 
 interface HeaderEntry {

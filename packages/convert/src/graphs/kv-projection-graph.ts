@@ -1,8 +1,9 @@
 import { GRAPH_IO } from '@skipgen/core';
 
+import { layerTensorName } from '../checkpoint/architectures.js';
 import type { ModelConfig } from '../checkpoint/model-config.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
-import { declarePositionInputs, keysAndValues, layerTensorName, rmsNorm, toHeadMajor, type LayerTensors } from './layer-parts.js';
+import { declarePositionInputs, keysAndValues, rmsNorm, toHeadMajor, type LayerTensors } from './layer-parts.js';
 import type { WeightWriter } from './weights.js';
 
 /**

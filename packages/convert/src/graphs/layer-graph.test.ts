@@ -9,15 +9,14 @@ import { join } from 'node:path';
 
 import { fullDepth, loadModel, type Model, type SkipPolicy } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
-import { kvAt } from '@skipgen/test-kit';
+import { kvAt, maxLogitsDiff, promptIds, TempDirs } from '@skipgen/test-kit';
 import { presets, ReferenceModel, writeCheckpoint, type Checkpoint, type PresetName } from '@skipgen/test-models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { convertCheckpoint } from '../convert.js';
-import { maxLogitsDiff, promptIds, TempDirs } from '../testing/fixtures.js';
 import { attentionKindFor } from './layer-graph.js';
 
-const dirs = new TempDirs();
+const dirs = new TempDirs('skipgen-convert');
 afterAll(() => dirs.cleanup());
 
 /** Runs every layer at the prompt; at decode skips `skipped` and asks for its keys and values by state propagation. */

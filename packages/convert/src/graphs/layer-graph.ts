@@ -1,11 +1,11 @@
 import { GRAPH_IO } from '@skipgen/core';
 
+import { layerTensorName } from '../checkpoint/architectures.js';
 import type { ModelConfig } from '../checkpoint/model-config.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import {
   declarePositionInputs,
   keysAndValues,
-  layerTensorName,
   rmsNorm,
   stackedProjection,
   toHeadMajor,

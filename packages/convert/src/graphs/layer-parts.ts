@@ -1,16 +1,12 @@
 import { GRAPH_IO } from '@skipgen/core';
 
+import { layerTensorName } from '../checkpoint/architectures.js';
 import type { ModelConfig } from '../checkpoint/model-config.js';
 import type { GraphBuilder } from '../onnx/graph-builder.js';
 import { concatenate, stackTransposed, type WeightWriter } from './weights.js';
 
 /** The tensors of one decoder layer, read from the checkpoint as float32. */
 export type LayerTensors = Map<string, Float32Array>;
-
-/** Hugging Face tensor name of a layer's parameter. */
-export function layerTensorName(layer: number, suffix: string): string {
-  return `model.layers.${layer}.${suffix}`;
-}
 
 /** RMSNorm as HF's LlamaRMSNorm computes it; ONNX Runtime's kernel accumulates in float32. */
 export function rmsNorm(graph: GraphBuilder, x: string, weight: string, eps: number): string {

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 
+import { bytesOf, loadConverted, maxLogitsDiff, promptIds, TempDirs } from '@skipgen/test-kit';
 import {
   float16BitsToFloat32,
   float32ToFloat16Bits,
@@ -15,10 +16,9 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { convertCheckpoint, type ConvertResult } from '../convert.js';
-import { bytesOf, load, maxLogitsDiff, promptIds, TempDirs } from '../testing/fixtures.js';
 import { stackTransposed } from './weights.js';
 
-const dirs = new TempDirs();
+const dirs = new TempDirs('skipgen-convert');
 afterAll(() => dirs.cleanup());
 
 /** `checkpoint` with every tensor rounded to float16, as `--dtype fp16` stores it. */
@@ -65,7 +65,7 @@ describe.each(fp16Presets)('--dtype fp16 on %s', (name) => {
 
   it('gives the logits of the float16-rounded checkpoint within 1e-3', async () => {
     const ids = promptIds(12, spec.vocabSize);
-    const model = await load(join(root, 'fp16'));
+    const model = await loadConverted(join(root, 'fp16'));
     try {
       const actual = await model.logits(ids);
       expect(maxLogitsDiff(actual, new ReferenceModel(roundedToFloat16(checkpoint)).forward(ids))).toBeLessThan(1e-3);

@@ -6,15 +6,15 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { MANIFEST_FILE_NAME, readManifest } from '@skipgen/core';
+import { expectFailure, loadConverted, maxLogitsDiff, promptIds, snapshot, TempDirs } from '@skipgen/test-kit';
 import { presets, ReferenceModel, writeCheckpoint, type Checkpoint } from '@skipgen/test-models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { convertCheckpoint, type ConvertOptions } from '../convert.js';
 import { OutputDirectoryError } from '../errors.js';
-import { expectFailure, load, maxLogitsDiff, promptIds, snapshot, TempDirs } from '../testing/fixtures.js';
 import { StagedDirectory } from './staged-directory.js';
 
-const dirs = new TempDirs();
+const dirs = new TempDirs('skipgen-convert');
 afterAll(() => dirs.cleanup());
 
 // Two checkpoints with different depths, so a replaced model is told apart by its files.
@@ -138,7 +138,7 @@ describe('overwrite', () => {
     expect((await readdir(join(out, 'layers'))).sort()).toEqual(['kv-projection-000.onnx', 'kv-projection-001.onnx', 'layer-000.onnx', 'layer-001.onnx']);
 
     const ids = promptIds(12, small.vocabSize);
-    const model = await load(out);
+    const model = await loadConverted(out);
     try {
       expect(maxLogitsDiff(await model.logits(ids), new ReferenceModel(smallCheckpoint).forward(ids))).toBeLessThan(1e-4);
     } finally {

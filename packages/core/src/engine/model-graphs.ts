@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 
 import { ModelGraphError } from '../errors.js';
-import type { ModelManifest } from '../model/manifest.js';
+import type { ModelManifest } from '../format/manifest.js';
 import { openOnDevice, type Device, type DeviceChoice } from '../runtime/execution-provider.js';
 import { sessionOptions, type SessionSettings } from '../runtime/session-options.js';
 

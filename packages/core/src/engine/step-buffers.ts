@@ -1,5 +1,9 @@
 import * as ort from 'onnxruntime-node';
 
+/** Which of a step's two hidden-state buffers holds the current state. */
+export type Side = 0 | 1;
+export const flip = (side: Side): Side => (side === 0 ? 1 : 0);
+
 /**
  * Inputs and outputs of one step shape (batch rows × new tokens per row),
  * allocated once and reused: a decode step writes into the same typed arrays

@@ -1,4 +1,5 @@
-import type { Engine, EngineCounters } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
+import type { EngineCounters } from '../engine/graph-runner.js';
 import type { Sequence } from '../engine/sequence.js';
 import { asError, InvalidRequestError } from '../errors.js';
 import type { BoundSkipPolicy } from '../policy/skip-policy.js';
@@ -25,6 +26,8 @@ export type TaskState = 'waiting' | 'prompt' | 'decoding' | 'finished';
  * logits of the last prompt chunk or decode step) with decode steps that feed
  * {@link pendingToken}, until {@link state} is `finished`. It checks
  * {@link stopReason} between steps and ends a cancelled task with {@link fail}.
+ * `prefillTask` runs the prompt part for schedulers that prefill a whole
+ * prompt before decoding.
  */
 export class GenerationTask {
   private readonly channel = new EventChannel<TokenEvent>();
@@ -190,40 +193,4 @@ export class GenerationTask {
       },
     };
   }
-}
-
-/**
- * Runs one task by itself: the scheduler behind `Model.generate` and
- * `Model.stream` when no batching is involved. Steps stop at the first
- * abort, failure or departed reader; the slot is freed however it ends.
- */
-export async function runAlone(engine: Engine, task: GenerationTask, prefillChunkTokens: number): Promise<void> {
-  let sequence: Sequence | null = null;
-  try {
-    throwIfStopped(task);
-    sequence = engine.open(task.tokensNeeded, task.policy);
-    task.start(engine, sequence);
-    let logits!: Float32Array;
-    for (let chunk = task.nextPromptChunk(prefillChunkTokens); chunk; chunk = task.nextPromptChunk(prefillChunkTokens)) {
-      throwIfStopped(task);
-      logits = await engine.prefill(sequence, chunk);
-    }
-    task.accept(logits);
-    while (task.state !== 'finished') {
-      throwIfStopped(task);
-      [logits] = (await engine.decode([{ sequence, token: task.pendingToken }])) as [Float32Array];
-      task.accept(logits);
-    }
-  } catch (error) {
-    // Free the slot before the caller hears of the failure, so a retry finds it.
-    if (sequence) engine.close(sequence);
-    task.fail(error);
-    return;
-  }
-  engine.close(sequence);
-}
-
-function throwIfStopped(task: GenerationTask): void {
-  const reason = task.stopReason;
-  if (reason !== undefined) throw reason;
 }

@@ -1,5 +1,5 @@
 import { InvalidRequestError } from '../errors.js';
-import type { ModelManifest } from '../model/manifest.js';
+import type { ModelManifest } from '../format/manifest.js';
 import type { SamplingOptions } from '../sampling/sampler.js';
 import type { GenerateOptions } from './generation-types.js';
 

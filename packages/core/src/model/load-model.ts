@@ -5,10 +5,10 @@ import type { KvCacheFactory } from '../cache/kv-cache.js';
 import { Engine } from '../engine/engine.js';
 import { ModelGraphs } from '../engine/model-graphs.js';
 import { InvalidRequestError, ModelDirectoryError } from '../errors.js';
+import { MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from '../format/manifest.js';
 import type { Device } from '../runtime/execution-provider.js';
 import { soloScheduler, type SchedulerFactory } from '../generation/scheduler.js';
 import { TextTokenizer } from '../tokenizer/text-tokenizer.js';
-import { MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from './manifest.js';
 import { Model } from './model.js';
 
 /** Options of {@link loadModel}. */

@@ -2,6 +2,7 @@ import type { KvCache } from '../cache/kv-cache.js';
 import type { Engine } from '../engine/engine.js';
 import type { ModelGraphs } from '../engine/model-graphs.js';
 import { asError, InvalidRequestError, TokenizerMissingError } from '../errors.js';
+import type { ModelManifest } from '../format/manifest.js';
 import { GenerationTask } from '../generation/generation-task.js';
 import type { Scheduler, SchedulerFactory } from '../generation/scheduler.js';
 import type { GenerateOptions, GenerateResult, GenerationStream, Prompt } from '../generation/generation-types.js';
@@ -10,7 +11,6 @@ import { fullDepth } from '../policy/full-depth.js';
 import type { BoundSkipPolicy, SkipPolicy } from '../policy/skip-policy.js';
 import type { DeviceChoice } from '../runtime/execution-provider.js';
 import type { TextTokenizer } from '../tokenizer/text-tokenizer.js';
-import type { ModelManifest } from './manifest.js';
 
 /** Result of {@link Model.score}. */
 export interface ContinuationScore {
