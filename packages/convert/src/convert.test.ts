@@ -19,7 +19,7 @@ describe('convertCheckpoint matches the float64 reference', () => {
   it('covers every tiny preset', () => {
     // A new preset must be added here on purpose (and bench-30-layer stays out: it is too big).
     expect(tinyPresets.sort()).toEqual(
-      ['llama-12-layer', 'llama-bf16', 'llama-head-dim-12', 'llama-sharded', 'llama-text', 'llama-tied', 'llama-untied', 'llama3-rope-scaling', 'qwen2', 'qwen3'].sort(),
+      ['llama-12-layer', 'llama-bf16', 'llama-head-dim-12', 'llama-sharded', 'llama-text', 'llama-text-6-layer', 'llama-tied', 'llama-untied', 'llama3-rope-scaling', 'qwen2', 'qwen3'].sort(),
     );
   });
 
