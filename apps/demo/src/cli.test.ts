@@ -1,15 +1,16 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { convertPreset } from '@skipgen/test-kit';
-import { stories260kDir } from '@skipgen/test-models';
+import { TextTokenizer } from '@skipgen/core';
+import { convertPreset, type ConvertedPreset } from '@skipgen/test-kit';
+import { presets, stories260kDir, writeCheckpoint } from '@skipgen/test-models';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -150,6 +151,140 @@ describe('the skipgen CLI (built)', () => {
     expect(missing.stderr).toContain('CheckpointNotFoundError');
     const tooDeep = await skipgen('plan', '--num-layers', '6', '--policy', 'unified', '--speedup', '5');
     expect(tooDeep.stderr).toContain('the largest target for 6 layers is 3x');
+  });
+
+  it('bounds plan --num-layers and --steps with a clear error instead of running out of memory', async () => {
+    const deep = await skipgen('plan', '--num-layers', '1e9', '--speedup', '2');
+    expect(deep.code).toBe(1);
+    expect(deep.stderr).toContain("option '--num-layers <n>' argument '1e9' is invalid. expected an integer from 1 to 1024");
+    const long = await skipgen('plan', '--num-layers', '12', '--speedup', '2', '--steps', '1e9');
+    expect(long.code).toBe(1);
+    expect(long.stderr).toContain("option '--steps <n>' argument '1e9' is invalid. expected an integer from 1 to 4096");
+  });
+
+  it('refuses --threads outside 1 … 4 per core before loading anything', async () => {
+    const most = availableParallelism() * 4;
+    for (const threads of ['10000', String(most + 1), '0', '-1', '1.5', 'two']) {
+      const { code, stderr } = await skipgen('generate', '--model', model, '--prompt-ids', '1,2', '--max-new-tokens', '2', '--threads', threads);
+      expect(code, threads).toBe(1);
+      expect(stderr).toContain(`option '--threads <n>' argument '${threads}' is invalid. expected an integer from 1 to ${most}`);
+    }
+    const bench = await skipgen('bench', '--model', model, '--threads', '10000');
+    expect(bench.code).toBe(1);
+    expect(bench.stderr).toContain("option '--threads <n>' argument '10000' is invalid");
+    const fine = await skipgen('generate', '--model', model, '--prompt-ids', '1,2', '--max-new-tokens', '2', '--threads', String(most), '--json');
+    expect(fine.code, fine.stderr).toBe(0);
+  });
+
+  it('bounds bench --batch instead of failing to allocate the cache', async () => {
+    const { code, stderr } = await skipgen('bench', '--model', model, '--batch', '1,100000', '--repeats', '1', '--targets', '2');
+    expect(code).toBe(1);
+    expect(stderr).toContain("option '--batch <sizes>' argument '1,100000' is invalid. expected comma-separated integers from 1 to 256");
+  });
+
+  it('refuses --speedup without --policy unified', async () => {
+    const { code, stderr } = await skipgen('generate', '--model', model, '--prompt-ids', '1,2', '--speedup', '2');
+    expect(code).toBe(1);
+    expect(stderr).toContain('PolicySpecError: --speedup: is not an option of the full policy');
+    expect(stderr).not.toContain('    at ');
+  });
+
+  it('names flags, not API options, when the model has no tokenizer for --prompt or --stop', async () => {
+    const text = await skipgen('generate', '--model', model, '--prompt', 'Once upon a time');
+    expect(text.code).toBe(1);
+    expect(text.stderr).toContain(`InvalidRequestError: --prompt: ${model} has no tokenizer.json, so text prompts cannot be encoded; pass token ids with --prompt-ids instead`);
+    const stop = await skipgen('generate', '--model', model, '--prompt-ids', '1,2', '--stop', 'The end');
+    expect(stop.code).toBe(1);
+    expect(stop.stderr).toContain(`InvalidRequestError: --stop: ${model} has no tokenizer.json, so there is no text to find stop strings in; leave --stop out (generation still stops at the model's EOS tokens)`);
+  });
+
+  it('words a request too long for the model in the terms of the command line', async () => {
+    const { code, stderr } = await skipgen('bench', '--model', model, '--prompt-tokens', '600', '--new-tokens', '2', '--repeats', '1', '--targets', '2');
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^KvCacheCapacityError: the prompt and the new tokens \(\d+ tokens\) do not fit the 512 tokens a sequence may hold here; shorten the prompt or ask for fewer new tokens/m);
+    expect(stderr).not.toMatch(/kvCache|maxNewTokens| {4}at /);
+  });
+
+  it('reports a missing file without a stack trace', async () => {
+    const missing = join(root, 'no-such-text.txt');
+    const { code, stderr } = await skipgen('eval', '--model', model, '--text', missing);
+    expect(code).toBe(1);
+    expect(stderr).toContain(`ENOENT: no such file or directory, open '${missing}'`);
+    expect(stderr).not.toContain('    at ');
+  });
+
+  describe('text prompts longer than the default cache', () => {
+    // llama-text-6-layer: 512 positions, a byte-level tokenizer that merges only pairs of ' etaoinshrdlu' and adds BOS.
+    let tiny: ConvertedPreset;
+    let tokenizer: TextTokenizer;
+    beforeAll(async () => {
+      tiny = await convertPreset('llama-text-6-layer', { tokenizer: true });
+      tokenizer = await TextTokenizer.load(tiny.dir, { json: 'tokenizer.json', config: 'tokenizer_config.json' });
+    });
+    afterAll(() => tiny.remove());
+
+    /** A prompt of exactly `tokens` tokens. */
+    function promptOf(tokens: number): string {
+      const text = 'bcfgkmpvwxyz'.repeat(50).slice(0, tokens - 1);
+      expect(tokenizer.encode(text)).toHaveLength(tokens);
+      return text;
+    }
+
+    it('generates 64 tokens after a 200-token prompt, sizing the cache from the request', async () => {
+      const { code, stdout, stderr } = await skipgen('generate', '--model', tiny.dir, '--prompt', promptOf(200), '--max-new-tokens', '64', '--greedy', '--json');
+      expect(code, stderr).toBe(0);
+      const result = JSON.parse(stdout) as { ids: number[]; finishReason: string; stats: { promptTokens: number } };
+      expect(result.stats.promptTokens).toBe(200);
+      expect(result.ids.length === 64 || result.finishReason === 'eos').toBe(true);
+    });
+
+    it('says in flags, not code, when the prompt and new tokens exceed the model\'s positions', async () => {
+      const { code, stderr } = await skipgen('generate', '--model', tiny.dir, '--prompt', promptOf(480), '--max-new-tokens', '64');
+      expect(code).toBe(1);
+      expect(stderr).toContain(
+        'InvalidRequestError: --max-new-tokens: the prompt (480 tokens) plus 64 new tokens need 544 positions, but this model has 512; shorten the prompt or lower --max-new-tokens',
+      );
+      expect(stderr).not.toContain('kvCache(');
+      expect(stderr).not.toContain('    at ');
+    });
+
+    it('takes the cache size from --cache-tokens, and says when it is too small for the request', async () => {
+      const prompt = promptOf(200);
+      const fits = await skipgen('generate', '--model', tiny.dir, '--prompt', prompt, '--max-new-tokens', '8', '--greedy', '--cache-tokens', '208', '--json');
+      expect(fits.code, fits.stderr).toBe(0);
+      const small = await skipgen('generate', '--model', tiny.dir, '--prompt', prompt, '--max-new-tokens', '8', '--cache-tokens', '207');
+      expect(small.code).toBe(1);
+      expect(small.stderr).toContain(
+        'InvalidRequestError: --cache-tokens: 207 tokens cannot hold the prompt (200 tokens) plus --max-new-tokens 8; pass at least 208, or leave --cache-tokens out to size the cache from the request',
+      );
+    });
+  });
+
+  describe('convert', () => {
+    it('refuses a checkpoint file linking outside the checkpoint without a stack trace, and follows it into a directory allowed by --allow-symlinks-into', async () => {
+      const hf = join(root, 'linked-hf');
+      const store = join(root, 'store');
+      await writeCheckpoint(hf, presets['llama-tied']);
+      await mkdir(store);
+      await rename(join(hf, 'model.safetensors'), join(store, 'model.safetensors'));
+      await symlink(join(store, 'model.safetensors'), join(hf, 'model.safetensors'));
+      const refused = await skipgen('convert', hf, join(root, 'linked-out'));
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^SymlinkOutsideCheckpointError: .*model\.safetensors is a symbolic link to .*--allow-symlinks-into <dir>/);
+      expect(refused.stderr).not.toContain('    at ');
+      const allowed = await skipgen('convert', hf, join(root, 'linked-out'), '--allow-symlinks-into', store);
+      expect(allowed.code, allowed.stderr).toBe(0);
+    });
+
+    it('prints what it repaired in the checkpoint\'s generation defaults', async () => {
+      const hf = join(root, 'greedy-hf');
+      await writeCheckpoint(hf, presets['llama-tied']);
+      await writeFile(join(hf, 'generation_config.json'), JSON.stringify({ eos_token_id: 2, do_sample: true, temperature: 0 }));
+      const { code, stderr } = await skipgen('convert', hf, join(root, 'greedy-out'));
+      expect(code, stderr).toBe(0);
+      expect(stderr).toContain('warning: ');
+      expect(stderr).toContain('do_sample is true with temperature 0, which means greedy decoding');
+    });
   });
 
   it('builds policies from flags through the registry: a flag of another policy is refused, naming it', async () => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 
-import { SkipgenError } from '@skipgen/core';
+import { KvCacheCapacityError, SkipgenError } from '@skipgen/core';
 
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
@@ -20,13 +20,29 @@ const program = new Command('skipgen')
   .addCommand(evalCommand())
   .addCommand(demoCommand());
 
+/**
+ * The one line a user error is reported with, or null for a bug, whose stack
+ * trace is kept for the report.
+ */
+function userError(error: unknown): string | null {
+  // Core's advice names the API's cache options; a CLI user can only change the request.
+  if (error instanceof KvCacheCapacityError) {
+    return (
+      `${error.name}: the prompt and the new tokens (${error.requiredTokens} tokens) do not fit the ${error.slotTokens} tokens ` +
+      `a sequence may hold here; shorten the prompt or ask for fewer new tokens`
+    );
+  }
+  if (error instanceof SkipgenError) return `${error.name}: ${error.message}`;
+  // A file the command was pointed at is missing or unreadable: Node's message names it.
+  if (error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string') return `error: ${error.message}`;
+  return null;
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  if (error instanceof SkipgenError) {
-    console.error(`${error.name}: ${error.message}`);
-    process.exitCode = 1;
-  } else {
-    throw error;
-  }
+  const line = userError(error);
+  if (line === null) throw error;
+  console.error(line);
+  process.exitCode = 1;
 }

@@ -1,4 +1,4 @@
-import { InvalidRequestError, type Engine, type GenerationTask, type Scheduler, type SchedulerFactory, type Sequence } from '@skipgen/core';
+import { InvalidRequestError, ModelDisposedError, type Engine, type GenerationTask, type Scheduler, type SchedulerFactory, type Sequence } from '@skipgen/core';
 
 import { QueueFullError } from './queue-full-error.js';
 
@@ -51,6 +51,9 @@ const DEFAULT_MAX_QUEUE = 256;
  * ```
  */
 export function continuousBatching(options: ContinuousBatchingOptions = {}): ContinuousBatchingFactory {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidRequestError('continuousBatching', `options must be an object such as { maxBatchSize: 8 }, or left out; got ${String(options)}`);
+  }
   const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
   if (options.maxBatchSize !== undefined && (!Number.isInteger(options.maxBatchSize) || options.maxBatchSize < 1)) {
     throw new InvalidRequestError('continuousBatching.maxBatchSize', `must be a positive integer, got ${options.maxBatchSize}`);
@@ -95,7 +98,7 @@ class ContinuousBatcher implements Scheduler {
   }
 
   submit(task: GenerationTask): void {
-    if (this.closed) throw new InvalidRequestError('scheduler', 'is closed; the model was disposed');
+    if (this.closed) throw new ModelDisposedError();
     if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
     this.queue.push(task);
     this.loop ??= this.run().finally(() => (this.loop = null));
@@ -169,14 +172,19 @@ class ContinuousBatcher implements Scheduler {
     }
   }
 
+  /** One token for every decoding task. A task whose row fails (its policy threw) ends alone; the others decode on. */
   private async decodeOneStep(): Promise<void> {
     if (this.decoding.length === 0) return;
     const rows = [...this.decoding];
     try {
-      const logits = await this.engine.decode(rows.map((task) => ({ sequence: this.sequences.get(task)!, token: task.pendingToken })));
+      const results = await this.engine.decodeEach(rows.map((task) => ({ sequence: this.sequences.get(task)!, token: task.pendingToken })));
       this.decodeSteps++;
       this.decodedRows += rows.length;
-      rows.forEach((task, row) => task.accept(logits[row]!));
+      rows.forEach((task, row) => {
+        const result = results[row]!;
+        if (result instanceof Error) task.fail(result);
+        else task.accept(result);
+      });
     } catch (error) {
       for (const task of rows) task.fail(error);
     }

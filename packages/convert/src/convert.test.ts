@@ -218,6 +218,55 @@ describe('tokenizer and generation config', () => {
     expect((await readdir(parent)).sort()).toEqual(['hf']);
   });
 
+  it.each([
+    ['generation_config.json', [2, 320]],
+    ['config.json', 5000],
+  ])('refuses an eos_token_id from %s outside the vocabulary, writing nothing', async (file, eos) => {
+    const parent = await dirs.make('eos-outside-vocab');
+    const hf = join(parent, 'hf');
+    await writeCheckpoint(hf, spec);
+    if (file === 'config.json') {
+      await rm(join(hf, 'generation_config.json'));
+      const config = JSON.parse(await readFile(join(hf, 'config.json'), 'utf8')) as Record<string, unknown>;
+      await writeFile(join(hf, 'config.json'), JSON.stringify({ ...config, eos_token_id: eos }));
+    } else {
+      await writeFile(join(hf, 'generation_config.json'), JSON.stringify({ eos_token_id: eos }));
+    }
+    const bad = [eos].flat().find((id) => id >= spec.vocabSize)!;
+    await expectFailure(convertCheckpoint(hf, join(parent, 'out')), InvalidConfigError, [
+      join(hf, file),
+      `eos_token_id ${bad} is not a token id of this model (vocab_size ${spec.vocabSize})`,
+      `correct it in ${file}`,
+    ]);
+    expect((await readdir(parent)).sort()).toEqual(['hf']);
+  });
+
+  it('repairs do_sample with temperature 0 to greedy decoding, says so, and the model generates with its defaults', async () => {
+    const hf = join(root, 'temperature-zero-hf');
+    await writeCheckpoint(hf, spec);
+    await writeFile(join(hf, 'generation_config.json'), JSON.stringify({ eos_token_id: 2, do_sample: true, temperature: 0, top_k: 40 }));
+    const out = join(root, 'temperature-zero-out');
+    const { manifest, warnings } = await convertCheckpoint(hf, out);
+    expect(manifest.generation).toEqual({ bosTokenId: 1, eosTokenIds: [2], padTokenId: null, doSample: false, topK: 40 });
+    expect(warnings).toEqual([`${join(hf, 'generation_config.json')}: do_sample is true with temperature 0, which means greedy decoding; the model's default is greedy (do_sample false)`]);
+    const model = await loadConverted(out);
+    try {
+      const result = await model.generate(promptIds(4, spec.vocabSize), { maxNewTokens: 3 });
+      expect(result.ids.length).toBeGreaterThan(0);
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('drops a temperature of 0 without do_sample, and gives no warning', async () => {
+    const hf = join(root, 'temperature-zero-greedy-hf');
+    await writeCheckpoint(hf, spec);
+    await writeFile(join(hf, 'generation_config.json'), JSON.stringify({ eos_token_id: 2, temperature: 0 }));
+    const { manifest, warnings } = await convertCheckpoint(hf, join(root, 'temperature-zero-greedy-out'));
+    expect(manifest.generation).toEqual({ bosTokenId: 1, eosTokenIds: [2], padTokenId: null });
+    expect(warnings).toEqual([]);
+  });
+
   it('rejects a generation_config.json that is not JSON, writing nothing', async () => {
     const parent = await dirs.make('bad-generation');
     const hf = join(parent, 'hf');

@@ -1,5 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 
 import { MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from '@skipgen/core';
 
@@ -38,6 +38,13 @@ export interface ConvertOptions {
   onProgress?: (progress: ConvertProgress) => void;
   /** Stops the conversion; the output directory is cleaned up. */
   signal?: AbortSignal;
+  /**
+   * Directories outside the checkpoint that its symbolic links may point
+   * into. Links inside the checkpoint directory, or into the Hugging Face
+   * cache folder of a Hub snapshot, are always followed; any other link is
+   * refused with `SymlinkOutsideCheckpointError`.
+   */
+  allowSymlinksInto?: readonly string[];
 }
 
 export interface ConvertResult {
@@ -46,6 +53,8 @@ export interface ConvertResult {
   bytesWritten: number;
   /** Weights beyond the float16 range that were clamped (fp16 only). */
   clampedWeights: number;
+  /** What the conversion repaired in the checkpoint's files, e.g. generation defaults that could not run. */
+  warnings: string[];
   seconds: number;
 }
 
@@ -72,22 +81,27 @@ const CONVERTER = '@skipgen/convert 0.x';
 export async function convertCheckpoint(hfDir: string, outDir: string, options: ConvertOptions = {}): Promise<ConvertResult> {
   const started = performance.now();
   const weights = new WeightWriter(options.dtype === 'fp16' ? 'float16' : 'float32');
-  const checkpoint = await Checkpoint.open(hfDir);
+  const checkpoint = await Checkpoint.open(hfDir, options.allowSymlinksInto);
   let output: StagedDirectory | undefined;
   try {
-    const generation = await readGenerationConfig(hfDir);
-    const tokenizerFiles = await presentFiles(hfDir, TOKENIZER_FILES);
-    output = await StagedDirectory.create(outDir, { overwrite: options.overwrite ?? false, sourceDir: hfDir });
-    const manifest = await writeGraphs(checkpoint, output, weights, options, generation, tokenizerFiles);
-    for (const file of [...tokenizerFiles, ...(generation ? ['generation_config.json'] : [])]) {
-      await output.write(file, await readFile(join(hfDir, file)));
+    const generationFile = await checkpoint.files.resolve('generation_config.json');
+    const generation = generationFile ? await readGenerationConfig(generationFile, join(hfDir, 'generation_config.json')) : null;
+    const defaults = generationDefaults(checkpoint.config, generation, hfDir);
+    const copies = new Map<string, string>();
+    for (const name of [...TOKENIZER_FILES, ...(generationFile ? ['generation_config.json'] : [])]) {
+      const real = await checkpoint.files.resolve(name);
+      if (real) copies.set(name, real);
     }
+    output = await StagedDirectory.create(outDir, { overwrite: options.overwrite ?? false, sourceDir: hfDir });
+    const manifest = await writeGraphs(checkpoint, output, weights, options, defaults.generation, [...copies.keys()]);
+    for (const [name, real] of copies) await output.write(name, await readFile(real));
     await output.commit(`${JSON.stringify(manifest, null, 2)}\n`);
     return {
       outDir: output.outDir,
       manifest,
       bytesWritten: output.bytesWritten,
       clampedWeights: weights.clamped,
+      warnings: defaults.warnings,
       seconds: (performance.now() - started) / 1000,
     };
   } catch (error) {
@@ -103,7 +117,7 @@ async function writeGraphs(
   output: StagedDirectory,
   weights: WeightWriter,
   options: ConvertOptions,
-  generation: GenerationConfig | null,
+  generation: ModelManifest['generation'],
   tokenizerFiles: string[],
 ): Promise<ModelManifest> {
   const config = checkpoint.config;
@@ -155,7 +169,7 @@ async function writeGraphs(
     tokenizer: tokenizerFiles.includes('tokenizer.json')
       ? { json: 'tokenizer.json', config: tokenizerFiles.includes('tokenizer_config.json') ? 'tokenizer_config.json' : null }
       : null,
-    generation: generationDefaults(config, generation),
+    generation,
     source: { modelType: config.architecture, dtype: checkpoint.storedType, converter: CONVERTER },
   });
 }
@@ -199,13 +213,11 @@ interface GenerationConfig {
   repetition_penalty?: number;
 }
 
-async function readGenerationConfig(dir: string): Promise<GenerationConfig | null> {
-  const path = join(dir, 'generation_config.json');
-  const text = await readFile(path, 'utf8').catch(() => null);
-  if (text === null) return null;
+/** Reads `generation_config.json` from `realPath`; errors name it `path`. */
+async function readGenerationConfig(realPath: string, path: string): Promise<GenerationConfig> {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text) as unknown;
+    parsed = JSON.parse(await readFile(realPath, 'utf8')) as unknown;
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
   } catch (error) {
     throw new InvalidConfigError(path, `is not valid JSON (${(error as Error).message})`);
@@ -220,17 +232,44 @@ async function readGenerationConfig(dir: string): Promise<GenerationConfig | nul
   return parsed;
 }
 
-function generationDefaults(config: ModelConfig, generation: GenerationConfig | null): ModelManifest['generation'] {
+/**
+ * The manifest's generation defaults, from generation_config.json over
+ * config.json. Defaults with which no default `generate` could run are
+ * refused (an EOS id outside the vocabulary belongs to another model) or,
+ * where the intent is plain, repaired with a warning.
+ */
+function generationDefaults(
+  config: ModelConfig,
+  generation: GenerationConfig | null,
+  hfDir: string,
+): { generation: ModelManifest['generation']; warnings: string[] } {
   const ids = (v: number | number[] | null | undefined): number[] | null => (v === null || v === undefined ? null : Array.isArray(v) ? v : [v]);
   const valid = (n: unknown, ok: (x: number) => boolean) => (typeof n === 'number' && ok(n) ? n : undefined);
   const g = generation ?? {};
+  const warnings: string[] = [];
+  const eosFromGeneration = ids(g.eos_token_id);
+  const eosTokenIds = eosFromGeneration ?? config.eosTokenIds;
+  const eosFile = join(hfDir, eosFromGeneration ? 'generation_config.json' : 'config.json');
+  const outside = eosTokenIds.find((id) => id >= config.vocabSize);
+  if (outside !== undefined) {
+    throw new InvalidConfigError(
+      eosFile,
+      `eos_token_id ${outside} is not a token id of this model (vocab_size ${config.vocabSize}); correct it in ${basename(eosFile)}, which may belong to another model`,
+    );
+  }
   const defaults: ModelManifest['generation'] = {
     bosTokenId: ids(g.bos_token_id)?.[0] ?? config.bosTokenId,
-    eosTokenIds: ids(g.eos_token_id) ?? config.eosTokenIds,
+    eosTokenIds,
     padTokenId: ids(g.pad_token_id)?.[0] ?? config.padTokenId,
   };
-  if (typeof g.do_sample === 'boolean') defaults.doSample = g.do_sample;
-  const temperature = valid(g.temperature, (x) => x >= 0);
+  // transformers reads temperature 0 as greedy decoding (and refuses to sample with it).
+  if (g.temperature === 0 && g.do_sample === true) {
+    warnings.push(`${join(hfDir, 'generation_config.json')}: do_sample is true with temperature 0, which means greedy decoding; the model's default is greedy (do_sample false)`);
+    defaults.doSample = false;
+  } else if (typeof g.do_sample === 'boolean') {
+    defaults.doSample = g.do_sample;
+  }
+  const temperature = valid(g.temperature, (x) => x > 0);
   if (temperature !== undefined) defaults.temperature = temperature;
   const topK = valid(g.top_k, (x) => Number.isInteger(x) && x >= 0);
   if (topK !== undefined) defaults.topK = topK;
@@ -238,13 +277,5 @@ function generationDefaults(config: ModelConfig, generation: GenerationConfig | 
   if (topP !== undefined) defaults.topP = topP;
   const penalty = valid(g.repetition_penalty, (x) => x > 0);
   if (penalty !== undefined) defaults.repetitionPenalty = penalty;
-  return defaults;
-}
-
-async function presentFiles(dir: string, names: readonly string[]): Promise<string[]> {
-  const present: string[] = [];
-  for (const name of names) {
-    if (await stat(join(dir, name)).then((s) => s.isFile(), () => false)) present.push(name);
-  }
-  return present;
+  return { generation: defaults, warnings };
 }

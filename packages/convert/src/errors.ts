@@ -52,6 +52,27 @@ export class ShardIndexError extends ConvertError {
   }
 }
 
+/**
+ * A file of the checkpoint is a symbolic link (or lies in a linked folder)
+ * that resolves outside the checkpoint directory, outside its Hugging Face
+ * cache folder and outside every directory the caller allowed.
+ */
+export class SymlinkOutsideCheckpointError extends ConvertError {
+  override readonly name = 'SymlinkOutsideCheckpointError';
+  constructor(
+    readonly path: string,
+    readonly target: string,
+    checkpointDir: string,
+    cacheFolder: string | null,
+  ) {
+    super(
+      `${path} is a symbolic link to ${target}, outside the checkpoint directory ${checkpointDir}` +
+        `${cacheFolder ? ` and its Hugging Face cache folder ${cacheFolder}` : ''}; refusing to read it. ` +
+        `If you trust the link, allow its directory with --allow-symlinks-into <dir> (allowSymlinksInto in the API)`,
+    );
+  }
+}
+
 /** A tensor the architecture needs is absent from the checkpoint. */
 export class MissingTensorError extends ConvertError {
   override readonly name = 'MissingTensorError';

@@ -9,6 +9,7 @@ export {
   OutputDirectoryError,
   SafetensorsFormatError,
   ShardIndexError,
+  SymlinkOutsideCheckpointError,
   TensorShapeError,
   UnsupportedArchitectureError,
   UnsupportedTensorTypeError,

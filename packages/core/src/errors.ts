@@ -22,6 +22,24 @@ export class ModelGraphError extends SkipgenError {
   }
 }
 
+/** ONNX Runtime failed while running one of the model's graphs; the step it belonged to did not happen. */
+export class GraphRunError extends SkipgenError {
+  override readonly name = 'GraphRunError';
+  constructor(
+    readonly path: string,
+    /** What the engine ran the graph for: `embed`, `layer`, `head` or `key/value projection`. */
+    readonly graph: string,
+    cause: unknown,
+  ) {
+    const reason = String((cause as Error)?.message ?? cause).split('\n')[0];
+    super(
+      `${path}: ONNX Runtime failed running this ${graph} graph (${reason}). ` +
+        `If the model directory was edited or put together from several conversions, re-run 'skipgen convert' to rebuild it`,
+      { cause },
+    );
+  }
+}
+
 /** `device: 'cuda'` was requested but ONNX Runtime's CUDA execution provider cannot be loaded. */
 export class CudaUnavailableError extends SkipgenError {
   override readonly name = 'CudaUnavailableError';
@@ -36,9 +54,17 @@ export class CudaUnavailableError extends SkipgenError {
 
 /** A generation request is malformed; nothing was run. */
 export class InvalidRequestError extends SkipgenError {
-  override readonly name = 'InvalidRequestError';
+  override readonly name: string = 'InvalidRequestError';
   constructor(readonly field: string, detail: string) {
     super(`${field}: ${detail}`);
+  }
+}
+
+/** The model was disposed (or is being disposed): it takes no more work. Nothing was run. */
+export class ModelDisposedError extends InvalidRequestError {
+  override readonly name = 'ModelDisposedError';
+  constructor() {
+    super('model', 'was disposed; load it again with loadModel() to generate');
   }
 }
 
@@ -55,11 +81,11 @@ export class KvCacheFullError extends SkipgenError {
   override readonly name = 'KvCacheFullError';
 }
 
-/** A skip policy's options do not fit the model. */
+/** A skip policy's options do not fit the model, or the policy failed or answered badly during a step. */
 export class SkipPolicyError extends SkipgenError {
   override readonly name = 'SkipPolicyError';
-  constructor(readonly policy: string, detail: string) {
-    super(`${policy}: ${detail}`);
+  constructor(readonly policy: string, detail: string, options?: ErrorOptions) {
+    super(`${policy}: ${detail}`, options);
   }
 }
 
@@ -74,4 +100,16 @@ export class TokenizerMissingError extends SkipgenError {
 /** Anything thrown, as an Error (an AbortSignal's reason may be any value). */
 export function asError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
+}
+
+/** A value as an error message shows it: strings quoted (so "7" and 7 differ), objects as short JSON. */
+export function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return String(value);
+  try {
+    const json = JSON.stringify(value);
+    return json.length > 60 ? `${json.slice(0, 60)}…` : json;
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }

@@ -51,10 +51,12 @@ export { openOnDevice, type Device, type DeviceChoice } from './runtime/executio
 
 export {
   CudaUnavailableError,
+  GraphRunError,
   InvalidRequestError,
   KvCacheCapacityError,
   KvCacheFullError,
   ModelDirectoryError,
+  ModelDisposedError,
   ModelGraphError,
   SkipPolicyError,
   SkipgenError,

@@ -1,8 +1,10 @@
+import { totalmem } from 'node:os';
+
 import { describe, expect, it } from 'vitest';
 
 import { InvalidRequestError, KvCacheCapacityError } from '@skipgen/core';
 
-import { kvCache } from './kv-cache.js';
+import { kvCache, type KvCacheOptions } from './kv-cache.js';
 
 const layout = { numLayers: 2, numKvHeads: 2, headDim: 4, maxPositionEmbeddings: 64 };
 
@@ -32,6 +34,23 @@ describe('kvCache', () => {
   it('validates its options', () => {
     expect(() => kvCache({ maxSequences: 0 })).toThrow(InvalidRequestError);
     expect(() => kvCache({ maxSequences: 4, maxTokens: 3 })).toThrow(/maxTokens: must be an integer of at least maxSequences \(4\)/);
+  });
+
+  it('refuses options that are not an object', () => {
+    expect(() => kvCache(null as unknown as KvCacheOptions)).toThrow(new InvalidRequestError('kvCache', 'options must be an object such as { maxSequences: 4 }, or left out; got null'));
+  });
+
+  it('refuses a cache larger than the machine\'s memory, saying how large and what to lower', () => {
+    // 32 layers × 8 key/value heads × 128 dims: 262144 bytes a token; 100000 slots of 4096 tokens.
+    const large = { numLayers: 32, numKvHeads: 8, headDim: 128, maxPositionEmbeddings: 4096 };
+    const machine = (totalmem() / 1e9).toFixed(1);
+    expect(() => kvCache({ maxSequences: 1e5 }).create(large)).toThrow(
+      new InvalidRequestError(
+        'kvCache',
+        `100000 slots of 4096 tokens need 107374.2 GB (262144 bytes a token), more than this machine's ${machine} GB of memory; lower maxSequences or maxTokens`,
+      ),
+    );
+    expect(kvCache({ maxSequences: 4, maxTokens: 64 }).create(large).memory.bytesAllocated).toBe(64 * 262144);
   });
 
   it('hands out every slot once, refuses when full, and reuses released slots', () => {

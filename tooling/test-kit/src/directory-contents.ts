@@ -1,16 +1,20 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
  * Every path under `dir` (relative, sorted; directories end in `/`) with the
- * size and content of each file, to check that a failed operation changed nothing.
+ * size and content of each file and the target of each symbolic link (not
+ * followed, so a link to a folder or outside `dir` is recorded as a link), to
+ * check that a failed operation changed nothing.
  */
 export async function snapshot(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   const walk = async (relative: string): Promise<void> => {
     for (const entry of (await readdir(join(dir, relative), { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
       const path = relative ? `${relative}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) {
+      if (entry.isSymbolicLink()) {
+        out[path] = `link ${await readlink(join(dir, path))}`;
+      } else if (entry.isDirectory()) {
         out[`${path}/`] = 'dir';
         await walk(path);
       } else {

@@ -17,3 +17,5 @@ export { expectFailure } from './expect-failure.js';
 export { kvAt, zeroSlot, type PositionKv } from './cache-slot.js';
 export { expectSameAsSolo } from './same-as-solo.js';
 export { errorOf, expectSkipPolicyError } from './policy-errors.js';
+export { spacingTokenizer, writeSpacingTokenizer } from './spacing-tokenizer.js';
+export { writeReshapeGraph, type DeclaredValue } from './reshape-graph.js';

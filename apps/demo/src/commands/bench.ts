@@ -6,7 +6,7 @@ import { presets, stories260kDir, type PresetName } from '@skipgen/test-models';
 import { checkpointModel, presetModel, type BenchModel } from '../bench/bench-models.js';
 import { measureContexts, type ContextRow } from '../bench/context-scaling.js';
 import { runBench, type BenchOptions, type BenchRow } from '../bench/run-bench.js';
-import { integer, integerList, numberList } from '../options/parse.js';
+import { integer, integerList, integersIn, numberList, threadCount } from '../options/parse.js';
 import { benchTable, contextTable } from '../report/bench-table.js';
 
 interface BenchFlags {
@@ -33,19 +33,22 @@ function findStories260k(): string | null {
   }
 }
 
+/** Every configuration decodes its own batch at once, so the cache grows with the largest batch times the configurations. */
+const MAX_BATCH = 256;
+
 export function benchCommand(): Command {
   return new Command('bench')
     .description('decode tokens/s of full depth and each skip policy at several targets (run alternately, medians)')
     .option('--model <dir>', 'a converted model directory (default: the 30-layer preset, and stories260K when present)')
     .addOption(new Option('--preset <name>', 'a random test-models preset, generated and converted on first use').choices(Object.keys(presets)))
     .option('--trained', 'with --model: the weights are trained, so Early Exit can be tuned on them')
-    .option('--batch <sizes>', 'batch sizes, e.g. 1,4,8', integerList, [1])
+    .option('--batch <sizes>', `batch sizes, e.g. 1,4,8 (at most ${MAX_BATCH})`, integersIn(1, MAX_BATCH), [1])
     .option('--targets <speedups>', 'target speedups', numberList, [2, 3, 5])
     .option('--prompt-tokens <n>', 'prompt length', integer(1), 32)
     .option('--new-tokens <n>', 'tokens generated per run', integer(2), 64)
     .option('--repeats <n>', 'timed repeats per configuration', integer(1), 5)
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'auto']).default('cpu'))
-    .option('--threads <n>', 'intra-op threads per session', integer(1))
+    .option('--threads <n>', 'intra-op threads per session', threadCount)
     .option('--contexts <lengths>', 'instead: full-depth decode step cost after prompts of these lengths, e.g. 32,1024', integerList)
     .option('--json', 'print the rows as a JSON array')
     .action(async (flags: BenchFlags) => {

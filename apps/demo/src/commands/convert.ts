@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 
 import { convertCheckpoint, type ConvertDtype } from '@skipgen/convert';
 
+import { collect } from '../options/parse.js';
 import { formatBytes } from '../report/format.js';
 
 export function convertCommand(): Command {
@@ -11,13 +12,15 @@ export function convertCommand(): Command {
     .argument('<hf-dir>', 'folder with config.json and model.safetensors (or a sharded index)')
     .argument('<out-dir>', 'folder to create; must be new or empty')
     .addOption(new Option('--dtype <dtype>', 'weight storage').choices(['fp32', 'fp16']).default('fp32'))
-    .option('--overwrite', 'replace an existing skipgen model directory at <out-dir>')
+    .option('--overwrite', 'replace the skipgen model at <out-dir> (its own files; other files there stay)')
+    .option('--allow-symlinks-into <dir>', 'follow symbolic links of the checkpoint into this directory (repeatable); links inside the checkpoint or its Hugging Face cache folder are always followed', collect)
     .option('--json', 'print the result as JSON')
-    .action(async (hfDir: string, outDir: string, flags: { dtype: ConvertDtype; overwrite?: boolean; json?: boolean }) => {
+    .action(async (hfDir: string, outDir: string, flags: { dtype: ConvertDtype; overwrite?: boolean; allowSymlinksInto?: string[]; json?: boolean }) => {
       const bar = process.stderr.isTTY && !flags.json ? new SingleBar({ format: 'converting [{bar}] {value}/{total} graphs · {label}' }, Presets.shades_classic) : null;
       const result = await convertCheckpoint(hfDir, outDir, {
         dtype: flags.dtype,
         overwrite: flags.overwrite ?? false,
+        allowSymlinksInto: flags.allowSymlinksInto ?? [],
         onProgress: ({ completed, total, label }) => {
           if (!bar) return;
           if (completed === 1) bar.start(total, 0, { label });
@@ -25,8 +28,11 @@ export function convertCommand(): Command {
         },
       }).finally(() => bar?.stop());
       const { manifest } = result;
+      for (const warning of result.warnings) console.warn(`warning: ${warning}`);
       if (flags.json) {
-        console.log(JSON.stringify({ outDir: result.outDir, bytesWritten: result.bytesWritten, seconds: result.seconds, clampedWeights: result.clampedWeights, manifest }, null, 2));
+        console.log(
+          JSON.stringify({ outDir: result.outDir, bytesWritten: result.bytesWritten, seconds: result.seconds, clampedWeights: result.clampedWeights, warnings: result.warnings, manifest }, null, 2),
+        );
         return;
       }
       console.log(

@@ -1,11 +1,13 @@
+import { resolve } from 'node:path';
+
 import { Command, Option } from 'commander';
 
-import { loadModel, type Device, type GenerateOptions } from '@skipgen/core';
+import { InvalidRequestError, loadModel, readManifest, TextTokenizer, type Device, type GenerateOptions } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
 import { skipAwareModelDir } from '@skipgen/model-tiny-shakespeare';
 
 import { addPolicyOptions, policyFromFlags, type PolicyFlags } from '../policies/policy-flags.js';
-import { collect, integer, integerList, number } from '../options/parse.js';
+import { collect, integer, integerList, number, threadCount } from '../options/parse.js';
 
 interface GenerateFlags extends PolicyFlags {
   model: string;
@@ -21,6 +23,7 @@ interface GenerateFlags extends PolicyFlags {
   stop?: string[];
   device: Device;
   threads?: number;
+  cacheTokens?: number;
   json?: boolean;
 }
 
@@ -39,7 +42,8 @@ export function generateCommand(): Command {
     .option('--seed <n>', 'sampling seed (same seed, same text)', integer(0))
     .option('--stop <text>', 'stop string (repeatable)', collect)
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'auto']).default('auto'))
-    .option('--threads <n>', 'intra-op threads per ONNX Runtime session', integer(1))
+    .option('--threads <n>', 'intra-op threads per ONNX Runtime session (default: one per core)', threadCount)
+    .option('--cache-tokens <n>', 'KV cache size in tokens (default: the prompt plus --max-new-tokens)', integer(1))
     .option('--json', 'print one JSON object: ids (generated, prompt excluded), text, stats');
   return addPolicyOptions(command).action(async (flags: GenerateFlags) => {
     if ((flags.prompt === undefined) === (flags.promptIds === undefined)) {
@@ -61,15 +65,11 @@ export function generateCommand(): Command {
     };
     const prompt = flags.prompt ?? flags.promptIds!;
     const model = await loadModel(flags.model, {
-      kvCache: kvCache({ maxTokens: Math.max(256, (flags.promptIds?.length ?? 0) + flags.maxNewTokens + 16) }),
+      kvCache: kvCache({ maxTokens: await cacheTokensFor(flags, prompt) }),
       device: flags.device,
       ...(flags.threads ? { threads: flags.threads } : {}),
     });
     try {
-      if (typeof prompt === 'string' && model.tokenizer) {
-        const tokens = model.encode(prompt).length;
-        model.cache.assertFits(tokens + flags.maxNewTokens);
-      }
       if (flags.json) {
         const result = await model.generate(prompt, options);
         console.log(JSON.stringify({ ids: result.ids, ...(result.text !== undefined ? { text: result.text } : {}), finishReason: result.finishReason, device: model.device, stats: result.stats }));
@@ -88,4 +88,37 @@ export function generateCommand(): Command {
       await model.dispose();
     }
   });
+}
+
+/**
+ * The cache a request needs: its prompt, counted with the model's tokenizer
+ * before the model loads, plus the new tokens. Requests that cannot run are
+ * refused here, in terms of the command's flags rather than core's API options.
+ */
+async function cacheTokensFor(flags: GenerateFlags, prompt: string | number[]): Promise<number> {
+  const dir = resolve(flags.model);
+  const manifest = await readManifest(dir);
+  if (!manifest.tokenizer && typeof prompt === 'string') {
+    throw new InvalidRequestError('--prompt', `${dir} has no tokenizer.json, so text prompts cannot be encoded; pass token ids with --prompt-ids instead`);
+  }
+  if (!manifest.tokenizer && flags.stop) {
+    throw new InvalidRequestError('--stop', `${dir} has no tokenizer.json, so there is no text to find stop strings in; leave --stop out (generation still stops at the model's EOS tokens)`);
+  }
+  const promptTokens = typeof prompt === 'string' ? (await TextTokenizer.load(dir, manifest.tokenizer!)).encode(prompt).length : prompt.length;
+  const needed = promptTokens + flags.maxNewTokens;
+  const positions = manifest.dims.maxPositionEmbeddings;
+  if (needed > positions) {
+    throw new InvalidRequestError(
+      '--max-new-tokens',
+      `the prompt (${promptTokens} tokens) plus ${flags.maxNewTokens} new tokens need ${needed} positions, but this model has ${positions}; shorten the prompt or lower --max-new-tokens`,
+    );
+  }
+  if (flags.cacheTokens === undefined) return needed;
+  if (flags.cacheTokens < needed) {
+    throw new InvalidRequestError(
+      '--cache-tokens',
+      `${flags.cacheTokens} tokens cannot hold the prompt (${promptTokens} tokens) plus --max-new-tokens ${flags.maxNewTokens}; pass at least ${needed}, or leave --cache-tokens out to size the cache from the request`,
+    );
+  }
+  return flags.cacheTokens;
 }

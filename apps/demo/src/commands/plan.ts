@@ -44,11 +44,19 @@ function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
 
+/**
+ * A plan holds a list of layers per step, so these bound its memory; both are
+ * far beyond real models (the deepest released decoders have a few hundred
+ * layers) and readable output.
+ */
+const MAX_LAYERS = 1024;
+const MAX_STEPS = 4096;
+
 export function planCommand(): Command {
   const command = new Command('plan')
     .description('show which layers a policy runs at each generated position, without a model')
-    .requiredOption('--num-layers <n>', 'decoder layers of the model', integer(1))
-    .option('--steps <n>', 'generated positions to show', integer(1), 8)
+    .requiredOption('--num-layers <n>', 'decoder layers of the model', integer(1, MAX_LAYERS))
+    .option('--steps <n>', 'generated positions to show', integer(1, MAX_STEPS), 8)
     .option('--json', 'print the plan as JSON');
   return addPolicyOptions(command, 'unified').action((flags: PlanFlags) => {
     const { numLayers } = flags;

@@ -4,11 +4,11 @@
  * output directory appears, and nothing else changes next to it or in the
  * checkpoint.
  */
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 
 import { expectFailure, snapshot, TempDirs } from '@skipgen/test-kit';
-import { presets, readSafetensors, writeCheckpoint, writeSafetensors, type CheckpointSpec } from '@skipgen/test-models';
+import { presets, readSafetensors, writeCheckpoint, writeSafetensors, writeTokenizer, type CheckpointSpec } from '@skipgen/test-models';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { convertCheckpoint } from '../convert.js';
@@ -17,7 +17,9 @@ import {
   ConvertError,
   InvalidConfigError,
   MissingTensorError,
+  SafetensorsFormatError,
   ShardIndexError,
+  SymlinkOutsideCheckpointError,
   TensorShapeError,
   UnsupportedArchitectureError,
 } from '../errors.js';
@@ -111,6 +113,18 @@ describe('checkpoint directory and config.json', () => {
     const s = await scenario('yarn');
     await editConfig(s, (c) => (c.rope_scaling = { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 128 }));
     await expectCleanFailure(s, InvalidConfigError, [join(s.hf, 'config.json'), 'rope scaling type "yarn" is not supported']);
+  });
+
+  it.each([1e7, 1e9])('refuses num_hidden_layers %d when the weights hold 3 layers, at once and without running out of memory', async (layers) => {
+    const s = await scenario('too-deep');
+    await editConfig(s, (c) => (c.num_hidden_layers = layers));
+    const started = performance.now();
+    await expectCleanFailure(s, InvalidConfigError, [
+      join(s.hf, 'config.json'),
+      `num_hidden_layers is ${layers}, but the weights hold 3 decoder layers`,
+      'the checkpoint does not match its config.json',
+    ]);
+    expect(performance.now() - started).toBeLessThan(2000);
   });
 
   it('rejects a config field of the wrong type, naming it', async () => {
@@ -248,6 +262,79 @@ describe('sharded checkpoints', () => {
     await expectCleanFailure(s, ShardIndexError, ['lists no shard files']);
   });
 
+  const SHARD_1 = 'model-00001-of-00002.safetensors';
+  const SHARD_2 = 'model-00002-of-00002.safetensors';
+
+  /** Rewrites shard `file` after `edit` changes its tensor list. */
+  async function editShard(s: Scenario, file: string, edit: (tensors: Map<string, { shape: number[]; data: Float32Array }>) => void): Promise<void> {
+    const path = join(s.hf, file);
+    const tensors = readSafetensors(await readFile(path));
+    edit(tensors);
+    await writeSafetensors(path, [...tensors].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: t.data })), { format: 'pt' });
+  }
+
+  async function weightMapOf(s: Scenario): Promise<Record<string, string>> {
+    return (JSON.parse(await readFile(join(s.hf, INDEX), 'utf8')) as { weight_map: Record<string, string> }).weight_map;
+  }
+
+  it('reads a tensor from the shard the index maps it to when another shard holds a different copy', async () => {
+    const s = await scenario('shard-duplicate', sharded);
+    const map = await weightMapOf(s);
+    const name = Object.keys(map).find((n) => map[n] === SHARD_1)!;
+    const original = readSafetensors(await readFile(join(s.hf, SHARD_1))).get(name)!;
+    await editShard(s, SHARD_2, (t) => t.set(name, { shape: original.shape, data: original.data.map((x) => x + 1) }));
+    const checkpoint = await Checkpoint.open(s.hf);
+    try {
+      expect([...(await checkpoint.read(name))]).toEqual([...original.data]);
+    } finally {
+      await checkpoint.close();
+    }
+  });
+
+  it('refuses an index that maps a tensor to a shard that does not hold it', async () => {
+    const s = await scenario('shard-moved', sharded);
+    const map = await weightMapOf(s);
+    const name = Object.keys(map).find((n) => map[n] === SHARD_1)!;
+    // The tensor moves to the other shard; the index still names the first.
+    let moved: { shape: number[]; data: Float32Array } | undefined;
+    await editShard(s, SHARD_1, (t) => {
+      moved = t.get(name);
+      t.delete(name);
+    });
+    await editShard(s, SHARD_2, (t) => t.set(name, moved!));
+    await expectCleanFailure(s, ShardIndexError, [join(s.hf, INDEX), `maps '${name}' to '${SHARD_1}', which does not hold it`, `'${SHARD_2}' does`]);
+  });
+
+  it('refuses a tensor the index does not list when two shards hold it', async () => {
+    const s = await scenario('shard-ambiguous', sharded);
+    const name = 'model.norm.weight';
+    const map = await weightMapOf(s);
+    const holder = map[name]!;
+    const other = holder === SHARD_1 ? SHARD_2 : SHARD_1;
+    const original = readSafetensors(await readFile(join(s.hf, holder))).get(name)!;
+    await editShard(s, other, (t) => t.set(name, { shape: original.shape, data: original.data.map((x) => -x) }));
+    await editIndex(s, (m) => delete m[name]);
+    await expectCleanFailure(s, ShardIndexError, [`'${name}' is in both '${SHARD_1}' and '${SHARD_2}'`, 'the index names neither']);
+  });
+
+  it('bounds the header bytes of all shards together, before reading any header', async () => {
+    // Each header claims 60 MB, under the per-file cap; together they are over it.
+    const s = await scenario('shard-headers', sharded);
+    const claimed = 60 * 1024 * 1024;
+    for (const file of [SHARD_1, SHARD_2]) {
+      const handle = await open(join(s.hf, file), 'w');
+      const length = Buffer.alloc(8);
+      length.writeBigUInt64LE(BigInt(claimed));
+      await handle.write(length, 0, 8, 0);
+      await handle.truncate(8 + claimed + 64); // sparse: nothing of the header is on disk
+      await handle.close();
+    }
+    const started = performance.now();
+    const error = await expectCleanFailure(s, SafetensorsFormatError, [join(s.hf, SHARD_2), `the safetensors headers of this checkpoint claim ${2 * claimed} bytes in all`]);
+    expect(error.file).toBe(join(s.hf, SHARD_2));
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
   it('finds a tensor the index does not list when a listed shard holds it', async () => {
     // Only the shard set matters; tensors are found by their headers.
     const s = await scenario('index-partial', sharded);
@@ -259,6 +346,96 @@ describe('sharded checkpoints', () => {
       [...shards].forEach((file, i) => (map[`unlisted.${i}`] = file));
     });
     await expect(convertCheckpoint(s.hf, s.out)).resolves.toMatchObject({ manifest: { dims: { numLayers: 3 } } });
+  });
+});
+
+describe('symbolic links', () => {
+  /** Replaces `name` in the checkpoint with a link to `target`, where the file moves. */
+  async function moveBehindLink(s: Scenario, name: string, target: string): Promise<void> {
+    await mkdir(join(target, '..'), { recursive: true });
+    await rename(join(s.hf, name), target);
+    await symlink(target, join(s.hf, name));
+  }
+
+  it.each(['model.safetensors', 'config.json', 'generation_config.json'])('refuses %s linking outside the checkpoint', async (name) => {
+    const s = await scenario(`link-${name}`);
+    const outside = join(s.parent, 'elsewhere', name);
+    await moveBehindLink(s, name, outside);
+    const error = await expectCleanFailure(s, SymlinkOutsideCheckpointError, [
+      join(s.hf, name),
+      `is a symbolic link to ${outside}, outside the checkpoint directory`,
+      '--allow-symlinks-into',
+    ]);
+    expect(error.path).toBe(join(s.hf, name));
+    expect(error.target).toBe(outside);
+  });
+
+  it('refuses a tokenizer.json linking to /etc/passwd, copying nothing', async () => {
+    const s = await scenario('link-passwd');
+    await symlink('/etc/passwd', join(s.hf, 'tokenizer.json'));
+    await expectCleanFailure(s, SymlinkOutsideCheckpointError, [join(s.hf, 'tokenizer.json'), 'is a symbolic link to /etc/passwd']);
+  });
+
+  it('refuses a shard reached through a linked folder outside the checkpoint', async () => {
+    const s = await scenario('link-shard-dir', { ...spec, shards: 2, seed: 78 });
+    const outside = join(s.parent, 'weights-elsewhere');
+    await mkdir(outside);
+    for (const file of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) await rename(join(s.hf, file), join(outside, file));
+    await symlink(outside, join(s.hf, 'weights'));
+    const indexPath = join(s.hf, 'model.safetensors.index.json');
+    const index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map: Record<string, string> };
+    for (const name of Object.keys(index.weight_map)) index.weight_map[name] = `weights/${index.weight_map[name]}`;
+    await writeFile(indexPath, JSON.stringify(index));
+    await expectCleanFailure(s, SymlinkOutsideCheckpointError, [join(s.hf, 'weights', 'model-00001-of-00002.safetensors'), `outside the checkpoint directory`]);
+  });
+
+  it('follows links that stay inside the checkpoint directory', async () => {
+    const s = await scenario('link-inside');
+    await moveBehindLink(s, 'model.safetensors', join(s.hf, 'store', 'weights.bin'));
+    const { manifest } = await convertCheckpoint(s.hf, s.out);
+    expect(manifest.dims.numLayers).toBe(3);
+  });
+
+  it('follows links outside the checkpoint into a directory the caller allows', async () => {
+    const s = await scenario('link-allowed');
+    const store = join(s.parent, 'store');
+    await moveBehindLink(s, 'model.safetensors', join(store, 'model.safetensors'));
+    const { manifest } = await convertCheckpoint(s.hf, s.out, { allowSymlinksInto: [store] });
+    expect(manifest.dims.numLayers).toBe(3);
+  });
+
+  it('converts a Hugging Face Hub cache snapshot, whose files link into the repository\'s blobs/, also through a link to the snapshot', async () => {
+    const parent = await dirs.make('hub-cache');
+    const source = join(parent, 'download');
+    const text = presets['llama-text'];
+    await writeCheckpoint(source, text);
+    await writeTokenizer(source, { vocabSize: text.vocabSize, bosTokenId: 1, eosTokenId: 2 });
+    const repo = join(parent, 'hub', 'models--org--tiny');
+    const snapshotDir = join(repo, 'snapshots', '0123abcd');
+    await mkdir(join(repo, 'blobs'), { recursive: true });
+    await mkdir(snapshotDir, { recursive: true });
+    for (const [i, file] of (await readdir(source)).entries()) {
+      const blob = join(repo, 'blobs', `blob${i}`);
+      await rename(join(source, file), blob);
+      await symlink(relative(snapshotDir, blob), join(snapshotDir, file));
+    }
+    const { manifest } = await convertCheckpoint(snapshotDir, join(parent, 'out'));
+    expect(manifest.tokenizer).toEqual({ json: 'tokenizer.json', config: 'tokenizer_config.json' });
+    await symlink(snapshotDir, join(parent, 'model-link'));
+    await expect(convertCheckpoint(join(parent, 'model-link'), join(parent, 'out-2'))).resolves.toMatchObject({ manifest: { dims: { numLayers: text.numLayers } } });
+  });
+
+  it('refuses a Hub snapshot file linking outside its repository folder', async () => {
+    const parent = await dirs.make('hub-escape');
+    const snapshotDir = join(parent, 'hub', 'models--org--tiny', 'snapshots', 'abc');
+    await mkdir(join(parent, 'hub', 'models--org--tiny', 'blobs'), { recursive: true });
+    await writeCheckpoint(snapshotDir, spec);
+    await symlink('/etc/passwd', join(snapshotDir, 'tokenizer.json'));
+    const s = { parent, hf: snapshotDir, out: join(parent, 'out') };
+    await expectCleanFailure(s, SymlinkOutsideCheckpointError, [
+      'is a symbolic link to /etc/passwd, outside the checkpoint directory',
+      `and its Hugging Face cache folder ${join(parent, 'hub', 'models--org--tiny')}`,
+    ]);
   });
 });
 

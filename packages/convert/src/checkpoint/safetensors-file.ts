@@ -26,7 +26,7 @@ export interface TensorEntry {
  * A header larger than this is not a weights file: real headers are a few
  * hundred kilobytes even for models with tens of thousands of tensors.
  */
-const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 /** Largest element count one tensor may claim; beyond it the shape is absurd, not big. */
 const MAX_ELEMENTS = 2 ** 40;
 
@@ -43,14 +43,37 @@ export class SafetensorsFile {
     readonly tensors: ReadonlyMap<string, TensorEntry>,
   ) {}
 
-  static async open(path: string): Promise<SafetensorsFile> {
-    const handle = await open(path, 'r');
+  /**
+   * @param path - the file as errors name it.
+   * @param realPath - where to open it, when `path` is a link already resolved.
+   */
+  static async open(path: string, realPath = path): Promise<SafetensorsFile> {
+    const handle = await open(realPath, 'r');
     try {
       const tensors = await readHeader(path, handle);
       return new SafetensorsFile(path, handle, tensors);
     } catch (error) {
       await handle.close();
       throw error;
+    }
+  }
+
+  /**
+   * The header length a file's first 8 bytes claim, without reading the
+   * header; 0 for a claim {@link open} refuses by itself (past the end of the
+   * file, over the cap), so that refusal names the file's own problem.
+   */
+  static async claimedHeaderBytes(path: string): Promise<number> {
+    const handle = await open(path, 'r');
+    try {
+      const { size } = await handle.stat();
+      const lengthBytes = new Uint8Array(8);
+      const { bytesRead } = await handle.read(lengthBytes, 0, 8, 0);
+      if (bytesRead < 8) return 0;
+      const claimed = new DataView(lengthBytes.buffer).getBigUint64(0, true);
+      return claimed > BigInt(Math.min(size - 8, MAX_HEADER_BYTES)) ? 0 : Number(claimed);
+    } finally {
+      await handle.close();
     }
   }
 

@@ -2,8 +2,11 @@
  * Where a conversion may write, and what a failed or cancelled conversion
  * leaves behind: nothing new, and what was there unchanged.
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { cp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { MANIFEST_FILE_NAME, readManifest } from '@skipgen/core';
 import { expectFailure, loadConverted, maxLogitsDiff, promptIds, snapshot, TempDirs } from '@skipgen/test-kit';
@@ -104,6 +107,29 @@ describe('output location checks', () => {
     }
   });
 
+  it('refuses an output path that links to the checkpoint or to a model directory holding it, deleting nothing', async () => {
+    const parent = await dirs.make('linked-out');
+    const model = join(parent, 'model');
+    await convertCheckpoint(smallHf, model);
+    const hf = join(model, 'hf');
+    await writeCheckpoint(hf, small);
+    const toModel = join(parent, 'link-to-model');
+    const toCheckpoint = join(parent, 'link-to-hf');
+    await symlink(model, toModel);
+    await symlink(hf, toCheckpoint);
+    await expectRefused(hf, toModel, { overwrite: true }, parent, [toModel, `resolves to ${model}, which contains the checkpoint directory ${hf}`]);
+    await expectRefused(hf, toCheckpoint, { overwrite: true }, parent, [toCheckpoint, `resolves to ${hf}, which is the checkpoint directory itself`]);
+  });
+
+  it('refuses a checkpoint reached through a link into the output directory', async () => {
+    const parent = await dirs.make('linked-hf');
+    const model = join(parent, 'model');
+    await convertCheckpoint(smallHf, model);
+    await writeCheckpoint(join(model, 'hf'), small);
+    await symlink(join(model, 'hf'), join(parent, 'hf-link'));
+    await expectRefused(join(parent, 'hf-link'), model, { overwrite: true }, parent, [model, `contains the checkpoint directory ${join(parent, 'hf-link')}`]);
+  });
+
   it('may write into a new folder inside the checkpoint directory', async () => {
     const parent = await dirs.make('out-inside');
     const hf = join(parent, 'hf');
@@ -111,6 +137,13 @@ describe('output location checks', () => {
     const { manifest } = await convertCheckpoint(hf, join(hf, 'skipgen'));
     expect(manifest.dims.numLayers).toBe(2);
     expect(await readdir(join(hf, 'skipgen'))).toContain(MANIFEST_FILE_NAME);
+  });
+
+  it('refuses an output whose parent is a file', async () => {
+    const parent = await dirs.make('parent-file');
+    await writeFile(join(parent, 'notes.txt'), 'a file');
+    const out = join(parent, 'notes.txt', 'model');
+    await expectRefused(smallHf, out, {}, parent, [out, `its parent ${join(parent, 'notes.txt')} is not a directory`]);
   });
 
   it('refuses an output whose parent does not exist, creating nothing', async () => {
@@ -123,19 +156,24 @@ describe('output location checks', () => {
 });
 
 describe('overwrite', () => {
-  it('replaces a previous skipgen conversion completely', async () => {
+  it('replaces a previous skipgen conversion completely, keeping files that are not the model\'s', async () => {
     const parent = await dirs.make('overwrite');
     const out = join(parent, 'model');
     await convertCheckpoint(deepHf, out);
     expect((await readdir(join(out, 'layers'))).length).toBe(8);
-    await writeFile(join(out, 'stale.txt'), 'from before');
+    await writeFile(join(out, 'tokenizer.json'), '{}');
+    await writeFile(join(out, 'NOTES.md'), 'my notes');
+    await writeFile(join(out, 'layers', 'layer-000.txt'), 'mine too');
+    await mkdir(join(out, 'runs'));
+    await writeFile(join(out, 'runs', 'a.json'), '[]');
 
     const { manifest } = await convertCheckpoint(smallHf, out, { overwrite: true });
     expect(manifest.dims.numLayers).toBe(2);
     expect(await readManifest(out)).toEqual(manifest);
-    // Nothing of the 4-layer model survives, and no staging folder either.
-    expect((await readdir(out)).sort()).toEqual(['embed.onnx', 'generation_config.json', 'head.onnx', 'layers', MANIFEST_FILE_NAME]);
-    expect((await readdir(join(out, 'layers'))).sort()).toEqual(['kv-projection-000.onnx', 'kv-projection-001.onnx', 'layer-000.onnx', 'layer-001.onnx']);
+    // Nothing of the 4-layer model survives (its tokenizer.json included), nor any staging folder.
+    expect((await readdir(out)).sort()).toEqual(['NOTES.md', 'embed.onnx', 'generation_config.json', 'head.onnx', 'layers', 'runs', MANIFEST_FILE_NAME]);
+    expect((await readdir(join(out, 'layers'))).sort()).toEqual(['kv-projection-000.onnx', 'kv-projection-001.onnx', 'layer-000.onnx', 'layer-000.txt', 'layer-001.onnx']);
+    expect(await readFile(join(out, 'runs', 'a.json'), 'utf8')).toBe('[]');
 
     const ids = promptIds(12, small.vocabSize);
     const model = await loadConverted(out);
@@ -151,6 +189,100 @@ describe('overwrite', () => {
     const out = join(parent, 'model');
     await convertCheckpoint(deepHf, out);
     await expectRefused(smallHf, out, {}, parent, [out, 'exists and is not empty', 'overwrite']);
+  });
+});
+
+describe('concurrent conversions', () => {
+  it('lets one conversion at a time write a directory, naming the other', async () => {
+    const parent = await dirs.make('concurrent');
+    const out = join(parent, 'model');
+    const results = await Promise.allSettled([convertCheckpoint(deepHf, out), convertCheckpoint(smallHf, out)]);
+    const refused = results.filter((r) => r.status === 'rejected').map((r) => r.reason as Error);
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toBeInstanceOf(OutputDirectoryError);
+    expect(refused[0]!.message).toContain(`another conversion (process ${process.pid}`);
+    expect((await readdir(out)).filter((f) => f.startsWith('.'))).toEqual([]);
+  });
+
+  it('takes over the lock of a conversion whose process is gone', async () => {
+    const parent = await dirs.make('stale-lock');
+    const out = join(parent, 'model');
+    await mkdir(out);
+    const { pid } = await spawnExited();
+    await writeFile(join(out, '.skipgen-convert.lock'), JSON.stringify({ pid, host: hostname() }));
+    await convertCheckpoint(smallHf, out);
+    expect((await readdir(out)).filter((f) => f.startsWith('.'))).toEqual([]);
+  });
+});
+
+/** A process that has already exited, for a lock whose holder is gone. */
+function spawnExited(): Promise<{ pid: number }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ['-e', '']);
+    child.on('error', fail);
+    child.on('exit', () => done({ pid: child.pid! }));
+  });
+}
+
+describe('a conversion killed at any point', () => {
+  const fixture = fileURLToPath(new URL('./killed-conversion.fixture.ts', import.meta.url));
+  const packageDir = fileURLToPath(new URL('../..', import.meta.url));
+
+  /** Converts `hf` into `out` in a child process that is killed just before its `n`-th rename or rm; null signal: it finished. */
+  function convertKilledAt(hf: string, out: string, n: number, overwrite: boolean): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+    return new Promise((done, fail) => {
+      const args = ['--import', 'tsx', fixture, hf, out, String(n), ...(overwrite ? ['--overwrite'] : [])];
+      const child = spawn(process.execPath, args, { cwd: packageDir, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('error', fail);
+      child.on('exit', (code, signal) => done({ code, signal, stderr }));
+    });
+  }
+
+  it.each([
+    ['replacing a model, with the user\'s files beside it', true],
+    ['into a new directory', false],
+  ])('%s: leaves the old or the new model, complete, and the same conversion run again succeeds', async (_, replacing) => {
+    const parent = await dirs.make('killed');
+    // The 4-layer model is replaced by the 2-layer one: some old files have no new counterpart.
+    const old = join(parent, 'old');
+    await mkdir(old);
+    if (replacing) {
+      await convertCheckpoint(deepHf, old);
+      await writeFile(join(old, 'NOTES.md'), 'mine');
+      await writeFile(join(old, 'layers', 'notes.txt'), 'mine too');
+    }
+    const replaced = join(parent, 'replaced');
+    await cp(old, replaced, { recursive: true });
+    await convertCheckpoint(smallHf, replaced, { overwrite: true });
+    const complete = [await snapshot(replaced), ...(replacing ? [await snapshot(old)] : [])];
+    const newFiles = complete[0];
+
+    let crashes = 0;
+    for (let n = 1; ; n++) {
+      const out = join(parent, `out-${n}`);
+      if (replacing) await cp(old, out, { recursive: true });
+      const { code, signal, stderr } = await convertKilledAt(smallHf, out, n, replacing);
+      if (signal === null) {
+        expect(code, stderr).toBe(0);
+        expect(await snapshot(out)).toEqual(newFiles);
+        break;
+      }
+      expect(signal).toBe('SIGKILL');
+      crashes++;
+      // The same conversion again: it first puts back whichever model was complete (a complete model it may refuse to replace).
+      const rerun = await convertCheckpoint(smallHf, out, { overwrite: replacing }).catch((error: unknown) => error);
+      if (rerun instanceof Error) {
+        expect(rerun, `killed before call ${n}`).toBeInstanceOf(OutputDirectoryError);
+        expect(rerun.message).toContain('exists and is not empty');
+        expect(complete).toContainEqual(await snapshot(out));
+      }
+      await convertCheckpoint(smallHf, out, { overwrite: true });
+      expect(await snapshot(out), `killed before call ${n}`).toEqual(newFiles);
+      await rm(out, { recursive: true });
+    }
+    expect(crashes).toBeGreaterThan(replacing ? 20 : 8);
   });
 });
 
@@ -215,9 +347,10 @@ describe('StagedDirectory', () => {
     const staged = await StagedDirectory.create(out, { overwrite: false, sourceDir: smallHf });
     await staged.write('layers/a.onnx', new Uint8Array([1, 2, 3]));
     await staged.write('embed.onnx', 'xy');
-    const visible = await readdir(out);
-    expect(visible).toHaveLength(1);
-    expect(visible[0]).toMatch(/^\.skipgen-partial-[0-9a-f]{8}$/);
+    const visible = (await readdir(out)).sort();
+    expect(visible).toHaveLength(2);
+    expect(visible[0]).toBe('.skipgen-convert.lock');
+    expect(visible[1]).toMatch(/^\.skipgen-partial-[0-9a-f]{8}$/);
     expect(staged.bytesWritten).toBe(5);
 
     await staged.commit('{}\n');

@@ -1,9 +1,9 @@
 import type { KvCache } from '../cache/kv-cache.js';
-import { InvalidRequestError, KvCacheFullError } from '../errors.js';
+import { InvalidRequestError, KvCacheFullError, ModelDisposedError, type SkipgenError } from '../errors.js';
 import type { ModelManifest } from '../format/manifest.js';
 import type { BoundSkipPolicy } from '../policy/skip-policy.js';
 import { GraphRunner, type EngineCounters } from './graph-runner.js';
-import { decodeMasks, promptMask } from './layer-plan.js';
+import { decodeMasks, policyFailure, promptMask } from './layer-plan.js';
 import type { ModelGraphs } from './model-graphs.js';
 import { Sequence } from './sequence.js';
 import { flip, type Side, type StepBuffers } from './step-buffers.js';
@@ -26,6 +26,7 @@ export class Engine {
   private readonly runner: GraphRunner;
   private queue: Promise<unknown> = Promise.resolve();
   private nextId = 0;
+  private shutdown = false;
 
   constructor(
     graphs: ModelGraphs,
@@ -56,6 +57,7 @@ export class Engine {
   }
 
   tryOpen(tokens: number, policy: BoundSkipPolicy): Sequence | null {
+    if (this.shutdown) throw new ModelDisposedError();
     this.cache.assertFits(tokens);
     if (policy.numLayers !== this.numLayers) {
       throw new InvalidRequestError('policy', `was bound to a ${policy.numLayers}-layer model, this one has ${this.numLayers}`);
@@ -79,9 +81,25 @@ export class Engine {
 
   /**
    * Feeds one token to each row and returns each row's next-token logits.
-   * The arrays are views into a buffer the next step overwrites.
+   * The arrays are views into a buffer the next step overwrites. Throws the
+   * first row's error if a row fails (see {@link decodeEach}); the rows that
+   * did not fail have advanced all the same.
    */
-  decode(rows: readonly DecodeRow[]): Promise<Float32Array[]> {
+  async decode(rows: readonly DecodeRow[]): Promise<Float32Array[]> {
+    const results = await this.decodeEach(rows);
+    const failure = results.find((result): result is SkipgenError => result instanceof Error);
+    if (failure) throw failure;
+    return results as Float32Array[];
+  }
+
+  /**
+   * Feeds one token to each row, isolating rows that fail: a row whose
+   * policy throws or selects layers the model lacks, or whose token or cache
+   * room is invalid, gets its error in place of logits and does not advance,
+   * while the step runs on for the others exactly as it would without it.
+   * A failure of the step itself (ONNX Runtime) rejects for all rows.
+   */
+  decodeEach(rows: readonly DecodeRow[]): Promise<(Float32Array | SkipgenError)[]> {
     return this.exclusive(() => this.runDecode(rows));
   }
 
@@ -111,18 +129,36 @@ export class Engine {
     return logits;
   }
 
-  private async runDecode(rows: readonly DecodeRow[]): Promise<Float32Array[]> {
+  private async runDecode(all: readonly DecodeRow[]): Promise<(Float32Array | SkipgenError)[]> {
+    if (all.length === 0) return [];
+    if (new Set(all.map((r) => r.sequence)).size !== all.length) throw new InvalidRequestError('rows', 'name a sequence twice in one step');
+    const outcome = new Array<Float32Array | SkipgenError | undefined>(all.length);
+    const planned = decodeMasks(
+      all.map((r) => r.sequence),
+      this.numLayers,
+      (r, error) => (outcome[r] = error),
+    );
+    all.forEach((row, r) => {
+      if (outcome[r]) return;
+      try {
+        this.checkIds([row.token]);
+        this.checkRoom(row.sequence, 1);
+      } catch (error) {
+        outcome[r] = error as SkipgenError;
+      }
+    });
+    // Rows that failed planning leave before anything runs; the step is the others'.
+    const live = all.flatMap((_, r) => (outcome[r] ? [] : [r]));
+    if (live.length === 0) return outcome as SkipgenError[];
+    const rows = live.map((r) => all[r]!);
+    const masks = live.map((r) => planned[r]!);
     const n = rows.length;
-    if (n === 0) return [];
     const sequences = rows.map((r) => r.sequence);
-    if (new Set(sequences).size !== n) throw new InvalidRequestError('rows', 'name a sequence twice in one step');
-    this.checkIds(rows.map((r) => r.token));
-    for (const s of sequences) this.checkRoom(s, 1);
 
     const first = this.cache.arrange(sequences.map((s) => s.slot));
     const buffers = this.runner.decodeStep(rows.map((r) => r.token), sequences.map((s) => s.length));
-    const masks = decodeMasks(sequences, this.numLayers);
     const exited = new Uint8Array(n);
+    const failed = new Array<SkipgenError | undefined>(n);
     const probeLogits = new Array<Float32Array | undefined>(n);
     const ran = new Uint16Array(n);
     await this.runner.embed(buffers);
@@ -134,7 +170,7 @@ export class Engine {
       const resting: number[] = [];
       for (let r = 0; r < n; r++) (masks[r]![layer] && !exited[r] ? running : resting).push(r);
       if (running.length === 0) {
-        const fill = resting.filter((r) => sequences[r]!.policy.propagatesSkippedLayers);
+        const fill = resting.filter((r) => !failed[r] && sequences[r]!.policy.propagatesSkippedLayers);
         if (fill.length > 0) await this.propagate(layer, sequences, buffers, current, fill);
         continue;
       }
@@ -156,7 +192,16 @@ export class Engine {
           const sequence = sequences[r]!;
           sequence.counters.probes++;
           const rowLogits = logits.subarray(i * this.manifest.dims.vocabSize, (i + 1) * this.manifest.dims.vocabSize);
-          if (sequence.policy.exit!.shouldExit({ layer, logits: rowLogits, row: { position: sequence.length, generated: sequence.decoded } })) {
+          let exits: boolean;
+          try {
+            exits = sequence.policy.exit!.shouldExit({ layer, logits: rowLogits, row: { position: sequence.length, generated: sequence.decoded } });
+          } catch (error) {
+            // The row rides along for the rest of the step, like an exited one, so the others' step is unchanged.
+            failed[r] = policyFailure(sequence.policy.policy.name, 'exit.shouldExit()', error);
+            exited[r] = 1;
+            return;
+          }
+          if (exits) {
             exited[r] = 1;
             probeLogits[r] = rowLogits.slice();
           }
@@ -167,17 +212,18 @@ export class Engine {
     const finishing = rows.map((_, r) => r).filter((r) => !exited[r]);
     const finalLogits = finishing.length > 0 ? await this.runner.head(buffers.hidden[current], finishing.length === n ? null : finishing) : null;
     const vocab = this.manifest.dims.vocabSize;
-    const result = rows.map((_, r) => {
+    rows.forEach((_, r) => {
       const at = finishing.indexOf(r);
-      return at >= 0 ? finalLogits!.subarray(at * vocab, (at + 1) * vocab) : probeLogits[r]!;
+      outcome[live[r]!] = failed[r] ?? (at >= 0 ? finalLogits!.subarray(at * vocab, (at + 1) * vocab) : probeLogits[r]!);
     });
     sequences.forEach((sequence, r) => {
+      if (failed[r]) return;
       sequence.counters.generatedLayers += ran[r]!;
       sequence.counters.exitLayers.push(ran[r]!);
       sequence.decoded++;
       this.cache.advance(sequence.slot, 1);
     });
-    return result;
+    return outcome as (Float32Array | SkipgenError)[];
   }
 
   /** Projects the keys and values of rows that skip `layer` but may need it later (state propagation). */
@@ -204,8 +250,19 @@ export class Engine {
     }
   }
 
+  /**
+   * Refuses further sequences and steps (`ModelDisposedError`) and resolves
+   * once the steps already queued have ended, so that the sessions can be
+   * released without a step running on them. Called by `Model.dispose`.
+   */
+  async shutDown(): Promise<void> {
+    this.shutdown = true;
+    await this.queue;
+  }
+
   /** Serialises steps: one engine, one set of buffers, one step at a time. */
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    if (this.shutdown) return Promise.reject(new ModelDisposedError());
     const result = this.queue.then(async () => {
       const begun = performance.now();
       try {

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 
 import type { KvCache } from '../cache/kv-cache.js';
+import { GraphRunError } from '../errors.js';
 import { GRAPH_IO } from '../format/graph-io.js';
 import type { ModelManifest } from '../format/manifest.js';
 import { rotaryTables } from '../format/rope.js';
@@ -275,7 +276,11 @@ export class GraphRunner {
 
   private async run(kind: GraphKind, session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor>): Promise<void> {
     const started = performance.now();
-    await session.run(feeds, fetches);
+    try {
+      await session.run(feeds, fetches);
+    } catch (error) {
+      throw new GraphRunError(this.graphs.pathOf(session), kind === 'kvProjection' ? 'key/value projection' : kind, error);
+    }
     const ms = performance.now() - started;
     this.counters.sessionMs += ms;
     this.counters[`${kind}Runs`]++;

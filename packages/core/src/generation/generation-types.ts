@@ -18,7 +18,7 @@ export interface GenerateOptions {
   topP?: number;
   /** > 1 penalises tokens already in the prompt or output (1 = off). Applies to greedy decoding too. */
   repetitionPenalty?: number;
-  /** Seed of the sampler: the same seed, prompt and options give the same tokens. Default: random. */
+  /** Seed of the sampler, an integer from 0 to 2^32 − 1: the same seed, prompt and options give the same tokens. Default: random. */
   seed?: number;
   /** Token ids that end generation. Default: the model's EOS ids. */
   eosTokenIds?: readonly number[];

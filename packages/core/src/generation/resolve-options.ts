@@ -1,9 +1,10 @@
-import { InvalidRequestError } from '../errors.js';
+import { InvalidRequestError, shown } from '../errors.js';
 import type { ModelManifest } from '../format/manifest.js';
 import type { SamplingOptions } from '../sampling/sampler.js';
 import type { GenerateOptions } from './generation-types.js';
 
 const DEFAULT_MAX_NEW_TOKENS = 128;
+const MAX_SEED = 2 ** 32 - 1;
 
 /** Generation settings after defaults and validation. */
 export interface ResolvedGeneration {
@@ -19,6 +20,7 @@ export interface ResolvedGeneration {
  * values with the option's name, before any work is done.
  */
 export function resolveGeneration(options: GenerateOptions, manifest: ModelManifest, hasTokenizer: boolean): ResolvedGeneration {
+  assertOptionsObject(options);
   const defaults = manifest.generation;
   const maxNewTokens = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) {
@@ -38,9 +40,13 @@ export function resolveGeneration(options: GenerateOptions, manifest: ModelManif
     throw new InvalidRequestError('repetitionPenalty', `must be a finite number > 0 (1 = off), got ${repetitionPenalty}`);
   }
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
-  if (!Number.isInteger(seed)) throw new InvalidRequestError('seed', `must be an integer, got ${seed}`);
+  // The generator takes 32 bits; wider seeds would wrap around and collide with narrower ones.
+  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) {
+    throw new InvalidRequestError('seed', `must be an integer from 0 to ${MAX_SEED}, got ${shown(seed)}`);
+  }
 
   const eos = options.eosTokenIds ?? defaults.eosTokenIds;
+  if (!Array.isArray(eos)) throw new InvalidRequestError('eosTokenIds', `must be a list of token ids such as [2], got ${shown(eos)}`);
   for (const id of eos) {
     if (!Number.isInteger(id) || id < 0 || id >= manifest.dims.vocabSize) {
       throw new InvalidRequestError('eosTokenIds', `${id} is not a token id of this model (0 ..< ${manifest.dims.vocabSize})`);
@@ -60,4 +66,11 @@ export function resolveGeneration(options: GenerateOptions, manifest: ModelManif
     stop,
     returnScores: options.returnScores ?? false,
   };
+}
+
+/** Throws unless `options` is an object (`null`, text or a number passed as options would fail later, untyped). */
+export function assertOptionsObject(options: unknown): void {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidRequestError('options', `must be an object such as { maxNewTokens: 32 }, or left out; got ${shown(options)}`);
+  }
 }

@@ -1,5 +1,6 @@
 import type { Engine } from '../engine/engine.js';
 import type { Sequence } from '../engine/sequence.js';
+import { ModelDisposedError } from '../errors.js';
 import type { GenerationTask } from './generation-task.js';
 
 /**
@@ -36,12 +37,15 @@ export function soloScheduler(): SchedulerFactory {
     specificationVersion: 'v1',
     create({ engine, prefillChunkTokens }) {
       const running = new Set<Promise<void>>();
+      let closed = false;
       return {
         submit(task) {
+          if (closed) throw new ModelDisposedError();
           const run = runAlone(engine, task, prefillChunkTokens).finally(() => running.delete(run));
           running.add(run);
         },
         async close() {
+          closed = true;
           await Promise.all(running);
         },
       };

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTinyModel, type TinyModel } from '@skipgen/test-kit';
 import type { ReferenceModel } from '@skipgen/test-models';
 
-import { fullDepth, InvalidRequestError, KvCacheCapacityError, KvCacheFullError, TokenizerMissingError, type Model } from '../index.js';
+import { fullDepth, InvalidRequestError, KvCacheCapacityError, KvCacheFullError, TokenizerMissingError, type GenerateOptions, type Model, type SkipPolicy } from '../index.js';
 
 describe('Model.generate and Model.stream', () => {
   let tiny: TinyModel;
@@ -153,6 +153,26 @@ describe('Model.generate and Model.stream', () => {
     );
     expect(model.cache.freeSlots).toBe(1);
     expect((await model.generate(prompt, { maxNewTokens: 5, eosTokenIds: [] })).ids).toEqual(reference.greedy(prompt, 5));
+  });
+
+  it('refuses options of the wrong type and seeds outside 0 … 2^32 - 1 with InvalidRequestError', async () => {
+    const bad: [unknown, RegExp][] = [
+      [null, /^options: must be an object such as \{ maxNewTokens: 32 \}, or left out; got null$/],
+      ['fast', /^options: must be an object such as \{ maxNewTokens: 32 \}, or left out; got "fast"$/],
+      [{ eosTokenIds: 2 }, /^eosTokenIds: must be a list of token ids such as \[2\], got 2$/],
+      [{ seed: 1.5 }, /^seed: must be an integer from 0 to 4294967295, got 1\.5$/],
+      [{ seed: -1 }, /^seed: must be an integer from 0 to 4294967295, got -1$/],
+      [{ seed: 2 ** 32 }, /^seed: must be an integer from 0 to 4294967295, got 4294967296$/],
+      [{ seed: '7' }, /^seed: must be an integer from 0 to 4294967295, got "7"$/],
+    ];
+    for (const [options, message] of bad) {
+      expect(() => model.stream(prompt, options as GenerateOptions), JSON.stringify(options)).toThrow(InvalidRequestError);
+      await expect(model.generate(prompt, options as GenerateOptions)).rejects.toThrow(message);
+    }
+    await expect(model.score(prompt, [5], null as unknown as { policy?: SkipPolicy })).rejects.toThrow(/^options: must be an object/);
+    const sampling = { maxNewTokens: 4, doSample: true, eosTokenIds: [] };
+    for (const seed of [0, 2 ** 32 - 1]) expect((await model.generate(prompt, { ...sampling, seed })).ids).toHaveLength(4);
+    expect(model.cache.freeSlots).toBe(1);
   });
 
   it('a second concurrent request on a one-slot cache fails with KvCacheFullError', async () => {

@@ -1,13 +1,23 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, cp, mkdir, mkdtemp, readFile, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { kvCache } from '@skipgen/kv-cache';
-import { convertPreset, type ConvertedPreset } from '@skipgen/test-kit';
+import { convertPreset, expectFailure, writeReshapeGraph, type ConvertedPreset } from '@skipgen/test-kit';
 
-import { CudaUnavailableError, InvalidRequestError, loadModel, ModelDirectoryError, ModelGraphError, type KvCacheFactory } from '../index.js';
+import {
+  CudaUnavailableError,
+  GraphRunError,
+  InvalidRequestError,
+  loadModel,
+  ModelDirectoryError,
+  ModelGraphError,
+  type BoundSkipPolicy,
+  type KvCacheFactory,
+  type SkipPolicy,
+} from '../index.js';
 
 describe('loadModel', () => {
   let preset: ConvertedPreset;
@@ -95,5 +105,128 @@ describe('loadModel', () => {
   it('requires a KV cache implementing the v1 contract', async () => {
     await expect(loadModel(preset.dir, {} as { kvCache: KvCacheFactory })).rejects.toThrow(InvalidRequestError);
     await expect(loadModel(preset.dir, {} as { kvCache: KvCacheFactory })).rejects.toThrow(/kvCache\(\) from '@skipgen\/kv-cache'/);
+  });
+
+  it('refuses a device or thread count it cannot use before opening anything', async () => {
+    const most = availableParallelism() * 4;
+    const cases: [Record<string, unknown>, string][] = [
+      [{ device: 'tpu' }, `device: must be 'cpu', 'cuda' or 'auto', got "tpu"`],
+      [{ device: 'CPU' }, `device: must be 'cpu', 'cuda' or 'auto', got "CPU"`],
+      ...[0, -1, 1.5, '2', most + 1, 10000, Number.NaN].map((threads): [Record<string, unknown>, string] => [
+        { threads },
+        `threads: must be an integer from 1 to ${most} (4 per core ONNX Runtime can use), got ${typeof threads === 'string' ? `"${threads}"` : threads}`,
+      ]),
+    ];
+    for (const [options, message] of cases) {
+      const error = await expectFailure(loadModel(preset.dir, { kvCache: kvCache(), ...options }), InvalidRequestError, [message]);
+      expect(error).not.toBeInstanceOf(ModelGraphError);
+      expect(error.message).toBe(message);
+    }
+    const model = await loadModel(preset.dir, { kvCache: kvCache(), threads: 1 });
+    expect((await model.generate([1, 5], { maxNewTokens: 2 })).ids).toHaveLength(2);
+    await model.dispose();
+  });
+
+  it('checks every graph against the manifest at load and names the graph that disagrees', async () => {
+    const cases: [string, (m: { dims: Record<string, number>; attention: string }) => void, RegExp][] = [
+      ['hidden-size', (m) => (m.dims.hiddenSize = 32), /embed\.onnx: output 'hidden' has shape \[batch, sequence, 64\], but skipgen\.json makes it \[\*, \*, 32\]/],
+      ['vocab-size', (m) => (m.dims.vocabSize = 100), /head\.onnx: output 'logits' has shape \[batch, sequence, 96\], but skipgen\.json makes it \[\*, \*, 100\]/],
+      ['kv-heads', (m) => (m.dims.numKvHeads = 4), /layer-000\.onnx: input 'past_key' has shape \[batch, 2, max_sequence, 16\], but skipgen\.json makes it \[\*, 4, \*, 16\]/],
+      ['head-dim', (m) => (m.dims.headDim = 8), /layer-000\.onnx: input 'cos_cache' has shape \[positions, 8\], but skipgen\.json makes it \[\*, 4\]/],
+      ['attention', (m) => (m.attention = 'plain'), /layer-000\.onnx: has no input 'attention_bias'/],
+    ];
+    for (const [name, edit, message] of cases) {
+      const dir = await copyModel(`dims-${name}`, edit as (m: Record<string, unknown>) => void);
+      await expectFailure(loadModel(dir, { kvCache: kvCache() }), ModelGraphError, [message, "Re-run 'skipgen convert'"]);
+    }
+  });
+
+  it('refuses a graph copied over another', async () => {
+    const swapped = await copyModel('head-over-layer');
+    await copyFile(join(swapped, 'head.onnx'), join(swapped, 'layers', 'layer-001.onnx'));
+    await expectFailure(loadModel(swapped, { kvCache: kvCache() }), ModelGraphError, [/layer-001\.onnx: has no input 'position_ids'/]);
+
+    const embedOverHead = await copyModel('embed-over-head');
+    await copyFile(join(embedOverHead, 'embed.onnx'), join(embedOverHead, 'head.onnx'));
+    await expectFailure(loadModel(embedOverHead, { kvCache: kvCache() }), ModelGraphError, [/head\.onnx: has no input 'hidden'/]);
+
+    // Key/value projections open on first use, and are checked then: the request fails, typed, and frees its slot.
+    const projection = await copyModel('head-over-projection');
+    await copyFile(join(projection, 'head.onnx'), join(projection, 'layers', 'kv-projection-001.onnx'));
+    const model = await loadModel(projection, { kvCache: kvCache() });
+    const skipsLayerOne: SkipPolicy = {
+      specificationVersion: 'v1',
+      name: 'skip-one',
+      parameters: {},
+      bind: ({ numLayers }): BoundSkipPolicy => ({ policy: skipsLayerOne, numLayers, appliesToPrompt: false, propagatesSkippedLayers: true, layers: () => [0, 2] }),
+    };
+    await expectFailure(model.generate([1, 5], { maxNewTokens: 3, policy: skipsLayerOne }), ModelGraphError, [/kv-projection-001\.onnx: has no input 'position_ids'/]);
+    expect(model.cache.freeSlots).toBe(1);
+    expect((await model.generate([1, 5], { maxNewTokens: 3 })).ids).toHaveLength(3);
+    await model.dispose();
+  });
+
+  it('wraps an ONNX Runtime failure while running in a GraphRunError that names the graph', async () => {
+    const dir = await copyModel('fails-at-run');
+    // Declares a symbolic width, so the check at load cannot see that it reshapes 64 values into 96.
+    await writeReshapeGraph(join(dir, 'head.onnx'), { name: 'hidden', shape: ['batch', 'sequence', 'hidden'] }, { name: 'logits', shape: ['batch', 'sequence', 96] }, [1, 1, 96]);
+    const model = await loadModel(dir, { kvCache: kvCache() });
+    const error = await expectFailure(model.generate([1, 5], { maxNewTokens: 3 }), GraphRunError, [
+      `${join(dir, 'head.onnx')}: ONNX Runtime failed running this head graph (`,
+      'The input tensor cannot be reshaped to the requested shape',
+      "re-run 'skipgen convert'",
+    ]);
+    expect(error.path).toBe(join(dir, 'head.onnx'));
+    expect(model.cache.freeSlots).toBe(1);
+    await model.dispose();
+  });
+
+  it('refuses graphs and tokenizer files that link outside the model directory, and follows links inside it', async () => {
+    await mkdir(join(scratch, 'outside'));
+    const outside = await realpath(join(scratch, 'outside'));
+
+    const linkedLayers = await copyModel('linked-layers');
+    await rename(join(linkedLayers, 'layers'), join(outside, 'layers'));
+    await symlink(join(outside, 'layers'), join(linkedLayers, 'layers'));
+    await expectFailure(loadModel(linkedLayers, { kvCache: kvCache() }), ModelDirectoryError, [
+      `${join(linkedLayers, 'layers', 'layer-000.onnx')}: links to ${join(outside, 'layers', 'layer-000.onnx')}, outside the model directory`,
+      'cp -L',
+    ]);
+
+    const linkedHead = await copyModel('linked-head');
+    await rename(join(linkedHead, 'head.onnx'), join(outside, 'head.onnx'));
+    await symlink(join(outside, 'head.onnx'), join(linkedHead, 'head.onnx'));
+    await expectFailure(loadModel(linkedHead, { kvCache: kvCache() }), ModelDirectoryError, [`${join(linkedHead, 'head.onnx')}: links to ${join(outside, 'head.onnx')}`]);
+
+    const withTokenizer = await convertPreset('llama-text', { tokenizer: true });
+    try {
+      await rename(join(withTokenizer.dir, 'tokenizer.json'), join(outside, 'tokenizer.json'));
+      await symlink(join(outside, 'tokenizer.json'), join(withTokenizer.dir, 'tokenizer.json'));
+      await expectFailure(loadModel(withTokenizer.dir, { kvCache: kvCache() }), ModelDirectoryError, [`tokenizer.json: links to ${join(outside, 'tokenizer.json')}`]);
+    } finally {
+      await withTokenizer.remove();
+    }
+
+    // Links that stay inside, and a model directory that is itself a link, are fine.
+    const inside = await copyModel('linked-inside');
+    await mkdir(join(inside, 'shared'));
+    await rename(join(inside, 'layers', 'layer-001.onnx'), join(inside, 'shared', 'layer-001.onnx'));
+    await symlink(join('..', 'shared', 'layer-001.onnx'), join(inside, 'layers', 'layer-001.onnx'));
+    await symlink(inside, join(scratch, 'linked-dir'));
+    const model = await loadModel(join(scratch, 'linked-dir'), { kvCache: kvCache() });
+    expect((await model.generate([1, 5], { maxNewTokens: 2 })).ids).toHaveLength(2);
+    await model.dispose();
+  });
+
+  it("follows links into the blobs of a Hugging Face cache repository, as the Hub's downloads are stored", async () => {
+    const repo = join(scratch, 'hub', 'models--someone--tiny-skipgen');
+    const snapshot = join(repo, 'snapshots', '0123abcd');
+    await cp(preset.dir, snapshot, { recursive: true });
+    await mkdir(join(repo, 'blobs'));
+    await rename(join(snapshot, 'head.onnx'), join(repo, 'blobs', 'f00d'));
+    await symlink(join('..', '..', 'blobs', 'f00d'), join(snapshot, 'head.onnx'));
+    const model = await loadModel(snapshot, { kvCache: kvCache() });
+    expect((await model.generate([1, 5], { maxNewTokens: 2 })).ids).toHaveLength(2);
+    await model.dispose();
   });
 });

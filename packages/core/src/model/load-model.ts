@@ -1,10 +1,11 @@
-import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { readFile, realpath } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 
 import type { KvCacheFactory } from '../cache/kv-cache.js';
 import { Engine } from '../engine/engine.js';
 import { ModelGraphs } from '../engine/model-graphs.js';
-import { InvalidRequestError, ModelDirectoryError } from '../errors.js';
+import { InvalidRequestError, ModelDirectoryError, shown } from '../errors.js';
 import { MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from '../format/manifest.js';
 import type { Device } from '../runtime/execution-provider.js';
 import { soloScheduler, type SchedulerFactory } from '../generation/scheduler.js';
@@ -17,7 +18,7 @@ export interface LoadModelOptions {
   kvCache: KvCacheFactory;
   /** Execution provider: `cpu` (default), `cuda`, or `auto` (CUDA when it loads, else CPU). */
   device?: Device;
-  /** Intra-op threads per ONNX Runtime session; default one per core. */
+  /** Intra-op threads per ONNX Runtime session, 1 to 4 per core; default one per core. */
   threads?: number;
   /** Prompt tokens per prefill step; longer prompts run in chunks. Default 256. */
   prefillChunkTokens?: number;
@@ -29,11 +30,16 @@ export interface LoadModelOptions {
 }
 
 const DEFAULT_PREFILL_CHUNK = 256;
+const DEVICES: readonly Device[] = ['cpu', 'cuda', 'auto'];
+/** More intra-op threads than this per core only thrash; ONNX Runtime aborts the process on thousands. */
+const THREADS_PER_CORE = 4;
 
 /**
  * Loads a model directory written by `skipgen convert`: validates its
- * manifest, opens its graphs on the chosen device, allocates the KV cache and
- * loads the tokenizer when there is one.
+ * manifest, opens its graphs on the chosen device and checks them against
+ * it, allocates the KV cache and loads the tokenizer when there is one.
+ * ONNX Runtime's telemetry stays off unless the environment sets
+ * `ORT_DISABLE_TELEMETRY` itself (`ORT_DISABLE_TELEMETRY=0` keeps it on).
  *
  * @example
  * ```ts
@@ -55,8 +61,17 @@ export async function loadModel(dir: string, options: LoadModelOptions): Promise
   if (!Number.isInteger(prefillChunkTokens) || prefillChunkTokens < 1) {
     throw new InvalidRequestError('prefillChunkTokens', `must be a positive integer, got ${prefillChunkTokens}`);
   }
+  if (options.device !== undefined && !DEVICES.includes(options.device)) {
+    throw new InvalidRequestError('device', `must be 'cpu', 'cuda' or 'auto', got ${shown(options.device)}`);
+  }
+  const mostThreads = availableParallelism() * THREADS_PER_CORE;
+  const { threads } = options;
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > mostThreads)) {
+    throw new InvalidRequestError('threads', `must be an integer from 1 to ${mostThreads} (${THREADS_PER_CORE} per core ONNX Runtime can use), got ${shown(threads)}`);
+  }
   const root = resolve(dir);
   const manifest = await readManifest(root);
+  await refuseLinksOutside(root, manifest);
   const tokenizer = manifest.tokenizer ? await TextTokenizer.load(root, manifest.tokenizer) : null;
   const { dims } = manifest;
   const cache = options.kvCache.create({
@@ -65,7 +80,7 @@ export async function loadModel(dir: string, options: LoadModelOptions): Promise
     headDim: dims.headDim,
     maxPositionEmbeddings: dims.maxPositionEmbeddings,
   });
-  const graphs = await ModelGraphs.open(root, manifest, options.device ?? 'cpu', options.threads);
+  const graphs = await ModelGraphs.open(root, manifest, options.device ?? 'cpu', threads);
   return new Model(root, manifest, graphs.choice, tokenizer, new Engine(graphs, manifest, cache), graphs, prefillChunkTokens, options.scheduler ?? soloScheduler());
 }
 
@@ -94,4 +109,30 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
     throw new ModelDirectoryError(path, `is not a valid skipgen manifest: ${problems.join('; ')}`);
   }
   return parsed.data;
+}
+
+/**
+ * Refuses a graph (or its external weights) or tokenizer file that is a link
+ * resolving outside the model directory: loading must read only what the
+ * directory holds. Links inside it are fine, and so are links into the blobs
+ * of a Hugging Face cache repository when the directory is one of its snapshots.
+ */
+async function refuseLinksOutside(root: string, manifest: ModelManifest): Promise<void> {
+  const realRoot = await realpath(root);
+  const allowed = [realRoot];
+  const snapshots = dirname(realRoot);
+  if (basename(snapshots) === 'snapshots' && basename(dirname(snapshots)).startsWith('models--')) allowed.push(dirname(snapshots));
+  const { graphs, tokenizer } = manifest;
+  const graphFiles = [graphs.embed, graphs.head, ...graphs.layers, ...graphs.kvProjections];
+  const files = [...graphFiles, ...graphFiles.map((file) => `${file}.data`), ...(tokenizer ? [tokenizer.json, tokenizer.config ?? []].flat() : [])];
+  for (const file of files) {
+    const path = join(root, file);
+    // A missing file is reported by whatever reads it.
+    const real = await realpath(path).catch(() => null);
+    if (real === null || allowed.some((dir) => real.startsWith(dir + sep))) continue;
+    throw new ModelDirectoryError(
+      path,
+      `links to ${real}, outside the model directory ${realRoot}; skipgen loads only files inside it. Replace the link with the file it points to (cp -L)`,
+    );
+  }
 }

@@ -1,12 +1,12 @@
 import type { KvCache } from '../cache/kv-cache.js';
 import type { Engine } from '../engine/engine.js';
 import type { ModelGraphs } from '../engine/model-graphs.js';
-import { asError, InvalidRequestError, TokenizerMissingError } from '../errors.js';
+import { asError, InvalidRequestError, ModelDisposedError, TokenizerMissingError } from '../errors.js';
 import type { ModelManifest } from '../format/manifest.js';
 import { GenerationTask } from '../generation/generation-task.js';
 import type { Scheduler, SchedulerFactory } from '../generation/scheduler.js';
 import type { GenerateOptions, GenerateResult, GenerationStream, Prompt } from '../generation/generation-types.js';
-import { resolveGeneration } from '../generation/resolve-options.js';
+import { assertOptionsObject, resolveGeneration } from '../generation/resolve-options.js';
 import { fullDepth } from '../policy/full-depth.js';
 import type { BoundSkipPolicy, SkipPolicy } from '../policy/skip-policy.js';
 import type { DeviceChoice } from '../runtime/execution-provider.js';
@@ -58,6 +58,7 @@ export class Model {
   /** Runs the tasks `generate` and `stream` create; see `LoadModelOptions.scheduler`. */
   readonly scheduler: Scheduler;
   private disposed: Promise<void> | undefined;
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   get cache(): KvCache {
     return this.engine.cache;
@@ -103,6 +104,8 @@ export class Model {
    * `model.engine` together. Throws the typed error of a bad request.
    */
   createTask(prompt: Prompt, options: GenerateOptions = {}): GenerationTask {
+    if (this.disposed) throw new ModelDisposedError();
+    assertOptionsObject(options);
     const promptIds = this.promptIds(prompt, options);
     const settings = resolveGeneration(options, this.manifest, this.tokenizer !== null);
     const policy = this.bindPolicy(options.policy ?? this.defaultPolicy);
@@ -131,15 +134,17 @@ export class Model {
    * Logits for every position of `ids` in one full-depth pass
    * (`[ids.length][vocab]`), without touching any other sequence.
    */
-  async logits(ids: readonly number[]): Promise<Float32Array[]> {
-    const sequence = this.engine.open(ids.length, this.bindPolicy(this.defaultPolicy));
-    try {
-      const all = await this.engine.prefill(sequence, ids, { allLogits: true });
-      const vocab = this.manifest.dims.vocabSize;
-      return ids.map((_, i) => all.slice(i * vocab, (i + 1) * vocab));
-    } finally {
-      this.engine.close(sequence);
-    }
+  logits(ids: readonly number[]): Promise<Float32Array[]> {
+    return this.whileOpen(async () => {
+      const sequence = this.engine.open(ids.length, this.bindPolicy(this.defaultPolicy));
+      try {
+        const all = await this.engine.prefill(sequence, ids, { allLogits: true });
+        const vocab = this.manifest.dims.vocabSize;
+        return ids.map((_, i) => all.slice(i * vocab, (i + 1) * vocab));
+      } finally {
+        this.engine.close(sequence);
+      }
+    });
   }
 
   /**
@@ -148,22 +153,25 @@ export class Model {
    * continuation is fed token by token as if generated, through the policy.
    * This is how a skip policy's quality is measured on given text.
    */
-  async score(prompt: readonly number[], continuation: readonly number[], options: { policy?: SkipPolicy } = {}): Promise<ContinuationScore> {
-    const promptIds = this.promptIds(prompt, {});
-    const tokens = this.promptIds(continuation, {});
-    const sequence = this.engine.open(promptIds.length + tokens.length, this.bindPolicy(options.policy ?? this.defaultPolicy));
-    try {
-      let logits = await this.engine.prefill(sequence, promptIds);
-      const logProbs: number[] = [];
-      for (let i = 0; i < tokens.length; i++) {
-        logProbs.push(logSoftmaxAt(logits, tokens[i]!));
-        if (i + 1 < tokens.length) [logits] = (await this.engine.decode([{ sequence, token: tokens[i]! }])) as [Float32Array];
+  score(prompt: readonly number[], continuation: readonly number[], options: { policy?: SkipPolicy } = {}): Promise<ContinuationScore> {
+    return this.whileOpen(async () => {
+      assertOptionsObject(options);
+      const promptIds = this.promptIds(prompt, {});
+      const tokens = this.promptIds(continuation, {});
+      const sequence = this.engine.open(promptIds.length + tokens.length, this.bindPolicy(options.policy ?? this.defaultPolicy));
+      try {
+        let logits = await this.engine.prefill(sequence, promptIds);
+        const logProbs: number[] = [];
+        for (let i = 0; i < tokens.length; i++) {
+          logProbs.push(logSoftmaxAt(logits, tokens[i]!));
+          if (i + 1 < tokens.length) [logits] = (await this.engine.decode([{ sequence, token: tokens[i]! }])) as [Float32Array];
+        }
+        const meanNll = -logProbs.reduce((a, b) => a + b, 0) / logProbs.length;
+        return { logProbs, perplexity: Math.exp(meanNll), layersPerToken: sequence.decoded ? sequence.counters.generatedLayers / sequence.decoded : this.manifest.dims.numLayers };
+      } finally {
+        this.engine.close(sequence);
       }
-      const meanNll = -logProbs.reduce((a, b) => a + b, 0) / logProbs.length;
-      return { logProbs, perplexity: Math.exp(meanNll), layersPerToken: sequence.decoded ? sequence.counters.generatedLayers / sequence.decoded : this.manifest.dims.numLayers };
-    } finally {
-      this.engine.close(sequence);
-    }
+    });
   }
 
   /** Binds a policy to this model, validating its options once per policy object. */
@@ -179,10 +187,32 @@ export class Model {
     return bound;
   }
 
-  /** Waits for running generations, then releases the ONNX Runtime sessions. The model cannot be used afterwards. */
+  /**
+   * Refuses new work at once (`ModelDisposedError`), waits for the running
+   * generations, `logits` and `score` calls, then releases the ONNX Runtime
+   * sessions. Steps that callers driving `model.engine` themselves queue
+   * afterwards fail with `ModelDisposedError`.
+   */
   dispose(): Promise<void> {
-    this.disposed ??= this.scheduler.close().then(() => this.graphs.release());
+    this.disposed ??= this.shutDown();
     return this.disposed;
+  }
+
+  private async shutDown(): Promise<void> {
+    await this.scheduler.close();
+    await Promise.allSettled(this.inFlight);
+    await this.engine.shutDown();
+    await this.graphs.release();
+  }
+
+  /** Runs work of the model's own (`logits`, `score`) that `dispose` waits for; refused once disposing. */
+  private whileOpen<T>(work: () => Promise<T>): Promise<T> {
+    if (this.disposed) return Promise.reject(new ModelDisposedError());
+    const running = work();
+    this.inFlight.add(running);
+    const done = () => this.inFlight.delete(running);
+    running.then(done, done);
+    return running;
   }
 
   private promptIds(prompt: Prompt, options: GenerateOptions): number[] {

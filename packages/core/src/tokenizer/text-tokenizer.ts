@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import * as tokenizers from '@huggingface/tokenizers';
 
 import { ModelDirectoryError } from '../errors.js';
+import { cleanUpTokenizationSpaces } from './tokenization-spaces.js';
 
 /** The part of @huggingface/tokenizers' Tokenizer that skipgen uses. */
 interface HfTokenizer {
   encode(text: string, options: { add_special_tokens: boolean }): { ids: number[] };
-  decode(ids: number[], options: { skip_special_tokens: boolean }): string;
+  decode(ids: number[], options: { skip_special_tokens: boolean; clean_up_tokenization_spaces: boolean }): string;
 }
 
 /**
@@ -20,7 +21,11 @@ const Tokenizer = (tokenizers as unknown as { Tokenizer: new (json: object, conf
 
 /** A model's tokenizer, loaded from the `tokenizer.json` the converter copied. */
 export class TextTokenizer {
-  private constructor(private readonly tokenizer: HfTokenizer) {}
+  private constructor(
+    private readonly tokenizer: HfTokenizer,
+    /** Whether {@link decode} cleans up tokenization spaces (`clean_up_tokenization_spaces` in `tokenizer_config.json`). */
+    readonly cleansUpSpaces: boolean,
+  ) {}
 
   /** Loads `tokenizer.json` (and `tokenizer_config.json`) from a model directory. */
   static async load(dir: string, files: { json: string; config: string | null }): Promise<TextTokenizer> {
@@ -38,7 +43,9 @@ export class TextTokenizer {
 
   /** A tokenizer from the parsed contents of `tokenizer.json` and `tokenizer_config.json`. */
   static fromJson(json: object, config: object = {}): TextTokenizer {
-    return new TextTokenizer(new Tokenizer(json, config));
+    // @huggingface/tokenizers cleans up unless the config says false; skipgen keeps that default.
+    const cleanUp = (config as { clean_up_tokenization_spaces?: unknown } | null)?.clean_up_tokenization_spaces !== false;
+    return new TextTokenizer(new Tokenizer(json, config), cleanUp);
   }
 
   /** Token ids of `text`; special tokens such as BOS are added as the tokenizer's post-processor says. */
@@ -46,9 +53,15 @@ export class TextTokenizer {
     return this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
   }
 
-  decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
+  /**
+   * Text of `ids`. Special tokens are skipped and tokenization spaces cleaned
+   * up as the tokenizer's config says, unless the options say otherwise.
+   */
+  decode(ids: readonly number[], options: { skipSpecialTokens?: boolean; cleanUpSpaces?: boolean } = {}): string {
     // @huggingface/tokenizers rejects an empty list; the text of no tokens is ''.
     if (ids.length === 0) return '';
-    return this.tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? true });
+    // The cleanup runs here rather than in the library, so that streaming applies the very same function.
+    const text = this.tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? true, clean_up_tokenization_spaces: false });
+    return (options.cleanUpSpaces ?? this.cleansUpSpaces) ? cleanUpTokenizationSpaces(text) : text;
   }
 }
