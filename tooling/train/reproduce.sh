@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the skip-aware training end to end (see README.md): data split and tokenizer,
-# pretraining, the four fine-tunes, loss curves, and the converted models of
-# packages/model-tiny-shakespeare. Re-running resumes an interrupted run where it stopped.
+# pretraining, the four fine-tunes, loss curves, the converted models of
+# packages/model-tiny-shakespeare and their evaluation. Re-running resumes an
+# interrupted run where it stopped.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -32,4 +33,11 @@ node "$root/apps/demo/dist/cli.js" convert "$work/normal/checkpoint" "$models/no
 for method in early-exit skipdecode; do
   node "$root/apps/demo/dist/cli.js" convert "$work/$method/checkpoint" "$work/converted/$method" --dtype fp16 --overwrite
 done
-echo "done: models in $models, loss curves in $here/results"
+# The paper's Table 4 at small scale: every method on every fine-tune, 1x/2x/3x, on the held-out text.
+results="$root/packages/model-tiny-shakespeare/results"
+mkdir -p "$results"
+node "$root/apps/demo/dist/cli.js" eval \
+  --model "skip-aware=$models/skip-aware" --model "normal=$models/normal" \
+  --model "early-exit=$work/converted/early-exit" --model "skipdecode=$work/converted/skipdecode" \
+  --text "$work/held-out.txt" --targets 2,3 --chart "$results/quality" --json > "$results/eval.json"
+echo "done: models in $models, loss curves in $here/results, evaluation in $results"

@@ -36,7 +36,7 @@ MODEL = dict(
 )
 SEQUENCE = 512
 BATCH = 8
-PRETRAIN = dict(steps=1000, lr=2e-3, min_lr=2e-4, warmup=50, seed=1234)
+PRETRAIN = dict(steps=700, lr=2e-3, min_lr=2e-4, warmup=50, seed=1234)
 FINETUNE = dict(steps=100, lr=5e-4, min_lr=5e-5, warmup=10, seed=4321)
 WEIGHT_DECAY = 0.1
 BETAS = (0.9, 0.95)
