@@ -57,6 +57,27 @@ describe('the skipgen CLI (built)', () => {
     expect(stats.policy).toEqual({ name: 'unified', parameters: { speedup: 2 } });
   });
 
+  it('generate --speculative drafts with the policy and gives the full-depth ids, with speculative stats', async () => {
+    const args = ['generate', '--model', model, '--prompt-ids', '1,300,45', '--max-new-tokens', '16', '--greedy', '--json'];
+    const full = JSON.parse((await skipgen(...args)).stdout) as { ids: number[] };
+    const { stdout, code, stderr } = await skipgen(...args, '--speculative', '--draft-tokens', '3', '--policy', 'unified', '--speedup', '2');
+    expect(code, stderr).toBe(0);
+    const result = JSON.parse(stdout) as { ids: number[]; stats: { speculative: Record<string, unknown> & { verifySteps: number; tokensPerVerifyStep: number } } };
+    expect(result.ids).toEqual(full.ids);
+    expect(result.stats.speculative).toMatchObject({ draft: { name: 'unified', parameters: { speedup: 2 } }, draftTokens: 3 });
+    for (const key of ['drafted', 'accepted', 'acceptanceRate']) expect(typeof result.stats.speculative[key]).toBe('number');
+    expect(result.stats.speculative.tokensPerVerifyStep * result.stats.speculative.verifySteps).toBeCloseTo(15, 9);
+
+    const noDraft = await skipgen('generate', '--model', model, '--prompt-ids', '1,2', '--speculative');
+    expect(noDraft.code).toBe(1);
+    expect(noDraft.stderr).toContain('InvalidRequestError: --speculative: drafts with a skip policy; add one, e.g. --policy unified --speedup 3');
+    const alone = await skipgen('generate', '--model', model, '--prompt-ids', '1,2', '--draft-tokens', '2');
+    expect(alone.code).toBe(1);
+    expect(alone.stderr).toContain('--draft-tokens needs --speculative');
+    const bad = await skipgen('generate', '--model', model, '--prompt-ids', '1,2', '--speculative', '--draft-tokens', '0');
+    expect(bad.stderr).toContain("expected an integer ≥ 1 or 'adaptive', got '0'");
+  });
+
   it('plan --json lists the layers a generated token runs', async () => {
     const unified = JSON.parse((await skipgen('plan', '--num-layers', '30', '--policy', 'unified', '--speedup', '5', '--json')).stdout) as { layers: number[]; prompt: number[] };
     expect(unified.layers).toEqual([0, 6, 12, 18, 24, 29]);

@@ -39,13 +39,13 @@ export type {
   Prompt,
   TokenEvent,
 } from './generation/generation-types.js';
-export { createSampler, argmax, type Sampler, type SamplingOptions } from './sampling/sampler.js';
+export { createSampler, argmax, samplingDistribution, type Sampler, type SamplingOptions } from './sampling/sampler.js';
 export { SeededRandom } from './sampling/seeded-random.js';
 export { IncrementalDecoder } from './tokenizer/incremental-decoder.js';
 export { TextTokenizer } from './tokenizer/text-tokenizer.js';
 export { StopStringMatcher } from './generation/stop-strings.js';
 export { GenerationTask, type TaskState } from './generation/generation-task.js';
-export { prefillTask, runAlone, soloScheduler, type Scheduler, type SchedulerContext, type SchedulerFactory } from './generation/scheduler.js';
+export { isSoloScheduler, prefillTask, runAlone, soloScheduler, type Scheduler, type SchedulerContext, type SchedulerFactory } from './generation/scheduler.js';
 export { resolveGeneration, type ResolvedGeneration } from './generation/resolve-options.js';
 export { openOnDevice, type Device, type DeviceChoice } from './runtime/execution-provider.js';
 

@@ -1,10 +1,11 @@
 import { resolve } from 'node:path';
 
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 
-import { InvalidRequestError, loadModel, readManifest, TextTokenizer, type Device, type GenerateOptions } from '@skipgen/core';
+import { InvalidRequestError, loadModel, readManifest, TextTokenizer, type Device, type GenerateOptions, type GenerationStream } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
 import { skipAwareModelDir } from '@skipgen/model-tiny-shakespeare';
+import { speculative, type DraftTokens, type SpeculativeStream } from '@skipgen/speculative';
 
 import { addPolicyOptions, policyFromFlags, type PolicyFlags } from '../policies/policy-flags.js';
 import { collect, integer, integerList, number, threadCount } from '../options/parse.js';
@@ -25,6 +26,15 @@ interface GenerateFlags extends PolicyFlags {
   threads?: number;
   cacheTokens?: number;
   json?: boolean;
+  speculative?: boolean;
+  draftTokens?: DraftTokens;
+}
+
+function draftTokens(value: string): DraftTokens {
+  if (value === 'adaptive') return value;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected an integer ≥ 1 or 'adaptive', got '${value}'`);
+  return n;
 }
 
 export function generateCommand(): Command {
@@ -44,7 +54,9 @@ export function generateCommand(): Command {
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'auto']).default('auto'))
     .option('--threads <n>', 'intra-op threads per ONNX Runtime session (default: one per core)', threadCount)
     .option('--cache-tokens <n>', 'KV cache size in tokens (default: the prompt plus --max-new-tokens)', integer(1))
-    .option('--json', 'print one JSON object: ids (generated, prompt excluded), text, stats');
+    .option('--json', 'print one JSON object: ids (generated, prompt excluded), text, stats')
+    .option('--speculative', 'lossless: draft with the --policy skip policy, verify every token at full depth (the text full depth gives, faster)')
+    .option('--draft-tokens <k>', "with --speculative: tokens drafted per full-depth step, or 'adaptive' (default)", draftTokens);
   return addPolicyOptions(command).action(async (flags: GenerateFlags) => {
     if ((flags.prompt === undefined) === (flags.promptIds === undefined)) {
       command.error('error: give exactly one of --prompt <text> or --prompt-ids <ids>');
@@ -52,9 +64,15 @@ export function generateCommand(): Command {
     const sampling = flags.temperature !== undefined || flags.topK !== undefined || flags.topP !== undefined || flags.seed !== undefined;
     if (flags.greedy && sampling) command.error('error: --greedy cannot be combined with --temperature, --top-k, --top-p or --seed');
     const policy = policyFromFlags(flags);
+    if (flags.draftTokens !== undefined && !flags.speculative) command.error('error: --draft-tokens needs --speculative');
+    if (flags.speculative && policy.name === 'full') {
+      throw new InvalidRequestError('--speculative', 'drafts with a skip policy; add one, e.g. --policy unified --speedup 3');
+    }
+    // Speculative decoding verifies at full depth and drafts with the policy; otherwise the policy decodes.
+    const decoding = flags.speculative ? speculative({ draft: policy, ...(flags.draftTokens !== undefined ? { draftTokens: flags.draftTokens } : {}) }) : null;
     const options: GenerateOptions = {
       maxNewTokens: flags.maxNewTokens,
-      policy,
+      ...(decoding ? {} : { policy }),
       ...(flags.greedy ? { doSample: false } : sampling ? { doSample: true } : {}),
       ...(flags.temperature !== undefined ? { temperature: flags.temperature } : {}),
       ...(flags.topK !== undefined ? { topK: flags.topK } : {}),
@@ -69,14 +87,15 @@ export function generateCommand(): Command {
       device: flags.device,
       ...(flags.threads ? { threads: flags.threads } : {}),
     });
+    const start = (): GenerationStream | SpeculativeStream => (decoding ? decoding.stream(model, prompt, options) : model.stream(prompt, options));
     try {
       if (flags.json) {
-        const result = await model.generate(prompt, options);
+        const result = await start().result;
         console.log(JSON.stringify({ ids: result.ids, ...(result.text !== undefined ? { text: result.text } : {}), finishReason: result.finishReason, device: model.device, stats: result.stats }));
         return;
       }
       console.error(`device: ${model.device.device} (${model.device.reason})`);
-      const stream = model.stream(prompt, options);
+      const stream = start();
       for await (const token of stream) process.stdout.write(model.tokenizer ? token.text : `${token.index ? ',' : ''}${token.id}`);
       const { stats, finishReason } = await stream.result;
       process.stdout.write('\n');
@@ -84,6 +103,13 @@ export function generateCommand(): Command {
         `${stats.generatedTokens} tokens (${finishReason}) · ${stats.msPerToken.toFixed(2)} ms/token · ` +
           `${stats.layersPerToken.toFixed(2)}/${stats.numLayers} layers per token (${stats.layerSpeedup.toFixed(2)}x in layers) · policy ${stats.policy.name} ${JSON.stringify(stats.policy.parameters)}`,
       );
+      if ('speculative' in stats) {
+        const drafts = stats.speculative;
+        console.error(
+          `speculative: draft ${drafts.draft.name} ${JSON.stringify(drafts.draft.parameters)} · ${drafts.accepted}/${drafts.drafted} drafted tokens accepted ` +
+            `(${(drafts.acceptanceRate * 100).toFixed(1)}%) · ${drafts.tokensPerVerifyStep.toFixed(2)} tokens per full-depth step`,
+        );
+      }
     } finally {
       await model.dispose();
     }

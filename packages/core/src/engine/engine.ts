@@ -76,7 +76,38 @@ export class Engine {
    * the last token, or of every token with `allLogits` (`[tokens × vocab]`).
    */
   prefill(sequence: Sequence, ids: readonly number[], options: { allLogits?: boolean } = {}): Promise<Float32Array> {
-    return this.exclusive(() => this.runPrompt(sequence, ids, options.allLogits ?? false));
+    return this.exclusive(() => this.runPrompt(sequence, ids, options.allLogits ?? false, false));
+  }
+
+  /**
+   * Runs generated tokens of one sequence through every layer, whatever its
+   * policy, as one step after its cached tokens (the way a prompt chunk
+   * runs), and returns the logits of every one (`[ids.length × vocab]`).
+   * Each token's keys and values are stored at every layer, overwriting
+   * what a skipping step left at those positions; the tokens count as fed
+   * back (`sequence.decoded`). Speculative decoding checks a draft with it.
+   */
+  verify(sequence: Sequence, ids: readonly number[]): Promise<Float32Array> {
+    return this.exclusive(async () => {
+      const logits = await this.runPrompt(sequence, ids, true, true);
+      sequence.decoded += ids.length;
+      sequence.counters.generatedLayers += this.numLayers * ids.length;
+      return logits;
+    });
+  }
+
+  /**
+   * Shortens the sequence to its first `length` tokens: later keys and
+   * values are forgotten (a length change, nothing is copied) and the next
+   * step writes over them. Generated tokens dropped no longer count as fed
+   * back, so position-dependent policies see the sequence as it now is.
+   */
+  rollback(sequence: Sequence, length: number): void {
+    if (!Number.isInteger(length) || length < 0 || length > sequence.length) {
+      throw new InvalidRequestError('length', `must be an integer from 0 to the sequence's ${sequence.length} tokens, got ${length}`);
+    }
+    sequence.decoded = Math.max(0, sequence.decoded - (sequence.length - length));
+    this.cache.truncate(sequence.slot, length);
   }
 
   /**
@@ -103,7 +134,8 @@ export class Engine {
     return this.exclusive(() => this.runDecode(rows));
   }
 
-  private async runPrompt(sequence: Sequence, ids: readonly number[], allLogits: boolean): Promise<Float32Array> {
+  /** Runs `ids` as one step of `sequence`: through every layer with `fullDepth`, else as its policy runs prompts. */
+  private async runPrompt(sequence: Sequence, ids: readonly number[], allLogits: boolean, fullDepth: boolean): Promise<Float32Array> {
     const tokens = ids.length;
     if (tokens === 0) throw new InvalidRequestError('prompt', 'is empty; give at least one token');
     this.checkIds(ids);
@@ -111,7 +143,7 @@ export class Engine {
     const start = sequence.length;
     const buffers = this.runner.promptStep(ids, start);
     const policy = sequence.policy;
-    const selected = promptMask(policy, start, this.numLayers);
+    const selected = fullDepth ? null : promptMask(policy, start, this.numLayers);
 
     await this.runner.embed(buffers);
     let current: Side = 0;

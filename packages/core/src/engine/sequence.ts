@@ -18,7 +18,7 @@ export interface SequenceCounters {
  * `Engine.open`, fed by `prefill` and `decode`, and freed by `Engine.close`.
  */
 export class Sequence {
-  /** Decode steps run: the number of generated tokens fed back so far. */
+  /** Generated tokens fed back so far, by decode and verify steps, less those rolled back. */
   decoded = 0;
   readonly counters: SequenceCounters = { generatedLayers: 0, probes: 0, propagatedLayers: 0, exitLayers: [] };
 

@@ -121,12 +121,21 @@ export class GenerationTask {
    * the token limit.
    */
   accept(logits: Float32Array): void {
+    this.push(this.sampler(logits, this.history), logits);
+  }
+
+  /**
+   * Emits a token chosen outside the task's sampler from `logits` (the
+   * full-depth logits it was chosen from, kept with `returnScores`), and
+   * finishes the task as {@link accept} does. For decoders that pick tokens
+   * their own way from the request's settings, such as speculative decoding.
+   */
+  push(id: number, logits: Float32Array): void {
     if (this.state === 'prompt') {
       this.state = 'decoding';
       this.firstToken = performance.now();
     }
     if (this.settings.returnScores) this.scores.push(logits.slice());
-    const id = this.sampler(logits, this.history);
     this.ids.push(id);
     this.history.push(id);
     let delta = '';

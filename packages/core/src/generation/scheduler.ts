@@ -31,6 +31,17 @@ export interface Scheduler {
   close(): Promise<void>;
 }
 
+const soloSchedulers = new WeakSet<Scheduler>();
+
+/**
+ * True for a scheduler {@link soloScheduler} created: one that runs each
+ * task by itself, so a caller may step a sequence of its own beside it
+ * without bypassing any batching.
+ */
+export function isSoloScheduler(scheduler: Scheduler): boolean {
+  return soloSchedulers.has(scheduler);
+}
+
 /** Runs every task by itself as soon as it is submitted; concurrent tasks share the engine step by step. */
 export function soloScheduler(): SchedulerFactory {
   return {
@@ -38,7 +49,7 @@ export function soloScheduler(): SchedulerFactory {
     create({ engine, prefillChunkTokens }) {
       const running = new Set<Promise<void>>();
       let closed = false;
-      return {
+      const scheduler: Scheduler = {
         submit(task) {
           if (closed) throw new ModelDisposedError();
           const run = runAlone(engine, task, prefillChunkTokens).finally(() => running.delete(run));
@@ -49,6 +60,8 @@ export function soloScheduler(): SchedulerFactory {
           await Promise.all(running);
         },
       };
+      soloSchedulers.add(scheduler);
+      return scheduler;
     },
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { argmax, createSampler, type SamplingOptions } from './sampler.js';
+import { argmax, createSampler, samplingDistribution, type SamplingOptions } from './sampler.js';
 
 const base: SamplingOptions = { doSample: true, temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1, seed: 1 };
 const logits = Float32Array.from([2, 1, 0.5, 3, -1, 0]);
@@ -60,5 +60,32 @@ describe('createSampler', () => {
     const first = run(a);
     expect(run(b)).toEqual(first);
     expect(run(c)).not.toEqual(first);
+  });
+});
+
+describe('samplingDistribution', () => {
+  it('is the distribution the sampler draws from: penalty, temperature, top-k and top-p alike', () => {
+    const settings: SamplingOptions[] = [
+      base,
+      { ...base, temperature: 0.7, topK: 3 },
+      { ...base, topP: 0.8, repetitionPenalty: 1.5 },
+    ];
+    const draws = 20000;
+    for (const options of settings) {
+      const context = options.repetitionPenalty !== 1 ? [3] : [];
+      const p = samplingDistribution(logits, context, options);
+      expect(p.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+      const sample = createSampler(options);
+      const counts = new Array<number>(logits.length).fill(0);
+      for (let i = 0; i < draws; i++) counts[sample(logits, context)]!++;
+      p.forEach((mass, token) => {
+        if (mass === 0) expect(counts[token]).toBe(0);
+        // Four standard deviations of a binomial count.
+        else expect(Math.abs(counts[token]! - mass * draws)).toBeLessThan(4 * Math.sqrt(draws * mass * (1 - mass)) + 1);
+      });
+    }
+    const topTwo = samplingDistribution(logits, [], { ...base, topK: 2, temperature: 2 });
+    expect([...topTwo].map((m) => m > 0)).toEqual([true, false, false, true, false, false]);
+    expect(topTwo[3]! / topTwo[0]!).toBeCloseTo(Math.exp((3 - 2) / 2), 12);
   });
 });

@@ -60,7 +60,33 @@ function applyRepetitionPenalty(scores: Float32Array, context: readonly number[]
   }
 }
 
+/**
+ * The distribution the sampler draws from for `logits` after `context`: the
+ * same repetition penalty, temperature, top-k and top-p, as one probability
+ * per token (zero for tokens top-k or top-p leave out). Speculative decoding
+ * compares a draft's and the full model's next-token distributions with it.
+ */
+export function samplingDistribution(logits: Float32Array, context: readonly number[], options: SamplingOptions): Float64Array {
+  const scores = logits.slice();
+  if (options.repetitionPenalty !== 1) applyRepetitionPenalty(scores, context, options.repetitionPenalty);
+  const { candidates, weights, total } = weighted(scores, options);
+  const probabilities = new Float64Array(logits.length);
+  candidates.forEach((token, i) => (probabilities[token] = weights[i]! / total));
+  return probabilities;
+}
+
 function draw(scores: Float32Array, options: SamplingOptions, u: number): number {
+  const { candidates, weights, total } = weighted(scores, options);
+  let threshold = u * total;
+  for (let i = 0; i < candidates.length; i++) {
+    threshold -= weights[i]!;
+    if (threshold < 0) return candidates[i]!;
+  }
+  return candidates[candidates.length - 1]!;
+}
+
+/** The tokens temperature, top-k and top-p leave, with unnormalised weights, in the order the sampler walks them. */
+function weighted(scores: Float32Array, options: SamplingOptions): { candidates: number[]; weights: number[]; total: number } {
   const temperature = options.temperature;
   const vocab = scores.length;
   const k = options.topK > 0 ? Math.min(options.topK, vocab) : vocab;
@@ -84,12 +110,7 @@ function draw(scores: Float32Array, options: SamplingOptions, u: number): number
     weights.length = candidates.length;
     total = weights.reduce((a, b) => a + b, 0);
   }
-  let threshold = u * total;
-  for (let i = 0; i < candidates.length; i++) {
-    threshold -= weights[i]!;
-    if (threshold < 0) return candidates[i]!;
-  }
-  return candidates[candidates.length - 1]!;
+  return { candidates, weights, total };
 }
 
 /** Indices of the k largest scores, descending, without sorting the whole vocabulary. */
