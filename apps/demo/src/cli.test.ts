@@ -101,6 +101,18 @@ describe('the skipgen CLI (built)', () => {
     expect(rows[1]).toMatchObject({ policy: 'unified', target: 2, layersPerToken: 2 });
   });
 
+  it('bench --speculative races full depth, skipping alone and speculative decoding, which keeps full depth\'s ids', async () => {
+    const { stdout, stderr, code } = await skipgen(
+      'bench', '--model', model, '--speculative', '--targets', '2', '--draft-tokens', '2', '--repeats', '1', '--prompt-tokens', '4', '--new-tokens', '8', '--json',
+    );
+    expect(code, stderr).toBe(0);
+    const rows = JSON.parse(stdout) as { decoding: string; target: number; draftTokens: number | string | null; sameAsFullDepth: boolean; tokensPerSecond: number; acceptanceRate: number | null }[];
+    expect(rows.map((r) => `${r.decoding}:${String(r.draftTokens)}`)).toEqual(['full:null', 'unified:null', 'speculative:2', 'speculative:adaptive']);
+    for (const row of rows.filter((r) => r.decoding !== 'unified')) expect(row.sameAsFullDepth).toBe(true);
+    for (const row of rows) expect(row.tokensPerSecond).toBeGreaterThan(0);
+    expect(rows[2]!.acceptanceRate).toBeGreaterThanOrEqual(0);
+  });
+
   it('eval --json compares each policy with full depth on samples of an untokenized model', async () => {
     const { stdout, code } = await skipgen('eval', '--model', model, '--targets', '2', '--prompts', '2', '--new-tokens', '6', '--json');
     expect(code).toBe(0);

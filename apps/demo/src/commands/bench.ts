@@ -6,8 +6,9 @@ import { presets, stories260kDir, type PresetName } from '@skipgen/test-models';
 import { checkpointModel, presetModel, type BenchModel } from '../bench/bench-models.js';
 import { measureContexts, type ContextRow } from '../bench/context-scaling.js';
 import { runBench, type BenchOptions, type BenchRow } from '../bench/run-bench.js';
+import { runSpeculativeBench, type SpeculativeRow } from '../bench/speculative-bench.js';
 import { integer, integerList, integersIn, numberList, threadCount } from '../options/parse.js';
-import { benchTable, contextTable } from '../report/bench-table.js';
+import { benchTable, contextTable, speculativeTable } from '../report/bench-table.js';
 
 interface BenchFlags {
   model?: string;
@@ -21,6 +22,8 @@ interface BenchFlags {
   device: Device;
   threads?: number;
   contexts?: number[];
+  speculative?: boolean;
+  draftTokens: number[];
   json?: boolean;
 }
 
@@ -50,6 +53,8 @@ export function benchCommand(): Command {
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'auto']).default('cpu'))
     .option('--threads <n>', 'intra-op threads per session', threadCount)
     .option('--contexts <lengths>', 'instead: full-depth decode step cost after prompts of these lengths, e.g. 32,1024', integerList)
+    .option('--speculative', 'instead: greedy tokens/s of full depth, unified alone, and self-speculative decoding with unified drafts (same ids as full depth)')
+    .option('--draft-tokens <list>', 'with --speculative: draft lengths to measure (adaptive is always added)', integersIn(1, 16), [2, 3, 4, 6, 8])
     .option('--json', 'print the rows as a JSON array')
     .action(async (flags: BenchFlags) => {
       const log = (line: string) => console.error(line);
@@ -61,6 +66,24 @@ export function benchCommand(): Command {
         const stories = findStories260k();
         if (stories) models.push(await checkpointModel('stories260k', stories, log));
         else log('stories260K not found beside the repository; Early Exit rows need trained weights');
+      }
+      if (flags.speculative) {
+        const rows: SpeculativeRow[] = [];
+        for (const model of models) {
+          rows.push(
+            ...(await runSpeculativeBench(model, {
+              targets: flags.targets.filter((t) => t > 1),
+              draftTokens: flags.draftTokens,
+              promptTokens: flags.promptTokens,
+              newTokens: flags.newTokens,
+              repeats: flags.repeats,
+              device: flags.device,
+              log,
+            })),
+          );
+        }
+        console.log(flags.json ? JSON.stringify(rows, null, 2) : speculativeTable(rows));
+        return;
       }
       if (flags.contexts) {
         const rows: ContextRow[] = [];

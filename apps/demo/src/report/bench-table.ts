@@ -2,6 +2,7 @@ import { markdownTable } from 'markdown-table';
 
 import type { ContextRow } from '../bench/context-scaling.js';
 import type { BenchRow } from '../bench/run-bench.js';
+import type { SpeculativeRow } from '../bench/speculative-bench.js';
 
 const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
 
@@ -43,5 +44,26 @@ export function contextTable(rows: readonly ContextRow[]): string {
       ]),
     ],
     { align: ['l', 'r', 'r', 'r', 'r', 'r', 'r'] },
+  );
+}
+
+/** Speculative decoding against full depth and skipping alone. */
+export function speculativeTable(rows: readonly SpeculativeRow[]): string {
+  return markdownTable(
+    [
+      ['model', 'decoding', 'draft', 'k', 'tokens/s', 'speedup', 'acceptance', 'tokens/verify step', 'ids = full depth'],
+      ...rows.map((r) => [
+        r.model,
+        r.decoding,
+        r.decoding === 'full' ? '–' : `unified ${r.target}x`,
+        r.draftTokens === null ? '–' : String(r.draftTokens),
+        fixed(r.tokensPerSecond, 1),
+        `${fixed(r.speedup, 2)}x`,
+        r.acceptanceRate === null ? '–' : `${(r.acceptanceRate * 100).toFixed(1)}%`,
+        r.tokensPerVerifyStep === null ? '–' : fixed(r.tokensPerVerifyStep, 2),
+        r.sameAsFullDepth ? 'yes' : 'no',
+      ]),
+    ],
+    { align: ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'l'] },
   );
 }

@@ -1,0 +1,116 @@
+import { fullDepth, loadModel, type Device, type Model, type SkipPolicy } from '@skipgen/core';
+import { kvCache } from '@skipgen/kv-cache';
+import { layersForSpeedup, unified } from '@skipgen/policy-unified';
+import { speculative, type DraftTokens } from '@skipgen/speculative';
+
+import type { BenchModel } from './bench-models.js';
+import { median } from './cost-model.js';
+import { benchPrompt } from './measure-decode.js';
+
+export interface SpeculativeBenchOptions {
+  targets: number[];
+  /** Draft lengths to measure at each target; `adaptive` is always added. */
+  draftTokens: number[];
+  promptTokens: number;
+  newTokens: number;
+  repeats: number;
+  device: Device;
+  log: (line: string) => void;
+}
+
+/** One decoding configuration's greedy throughput, against full depth in the same run. */
+export interface SpeculativeRow {
+  model: string;
+  /** `full`, `unified` (skipping alone, lossy) or `speculative` (unified drafts, full-depth verification). */
+  decoding: 'full' | 'unified' | 'speculative';
+  target: number;
+  draftTokens: DraftTokens | null;
+  tokensPerSecond: number;
+  speedup: number;
+  acceptanceRate: number | null;
+  tokensPerVerifyStep: number | null;
+  /** The ids equal full depth's on every prompt. */
+  sameAsFullDepth: boolean;
+}
+
+interface Lane {
+  decoding: SpeculativeRow['decoding'];
+  target: number;
+  draftTokens: DraftTokens | null;
+  run: (prompt: number[]) => Promise<{ ids: number[]; acceptanceRate?: number; tokensPerVerifyStep?: number }>;
+}
+
+/**
+ * Greedy decoding of the same prompts by full depth, unified skipping alone,
+ * and self-speculative decoding with unified drafts of several lengths; all
+ * lanes take turns in one process, repeated, medians of wall-clock tokens/s.
+ * Prompts are the model's own full-depth samples (in-distribution text).
+ */
+export async function runSpeculativeBench(benchModel: BenchModel, options: SpeculativeBenchOptions): Promise<SpeculativeRow[]> {
+  const model = await loadModel(benchModel.dir, {
+    kvCache: kvCache({ maxSequences: 1, maxTokens: options.promptTokens + options.newTokens + 16 }),
+    device: options.device,
+  });
+  try {
+    const prompts = await samplePrompts(model, options.promptTokens);
+    const greedy = { maxNewTokens: options.newTokens, eosTokenIds: [] as number[], doSample: false };
+    const plain = (policy: SkipPolicy) => async (prompt: number[]) => ({ ids: (await model.generate(prompt, { ...greedy, policy })).ids });
+    const lanes: Lane[] = [{ decoding: 'full', target: 1, draftTokens: null, run: plain(fullDepth()) }];
+    const numLayers = model.manifest.dims.numLayers;
+    for (const target of options.targets) {
+      if (layersForSpeedup(numLayers, target) < 2) continue;
+      lanes.push({ decoding: 'unified', target, draftTokens: null, run: plain(unified({ speedup: target })) });
+      for (const draftTokens of [...options.draftTokens, 'adaptive' as const]) {
+        const decoding = speculative({ draft: unified({ speedup: target }), draftTokens });
+        lanes.push({
+          decoding: 'speculative',
+          target,
+          draftTokens,
+          run: async (prompt) => {
+            const { ids, stats } = await decoding.generate(model, prompt, greedy);
+            return { ids, acceptanceRate: stats.speculative.acceptanceRate, tokensPerVerifyStep: stats.speculative.tokensPerVerifyStep };
+          },
+        });
+      }
+    }
+    const speeds = lanes.map(() => [] as number[]);
+    const outputs = lanes.map(() => [] as { ids: number[]; acceptanceRate?: number; tokensPerVerifyStep?: number }[]);
+    for (let repeat = 0; repeat < options.repeats; repeat++) {
+      options.log(`${benchModel.name}: speculative bench, repeat ${repeat + 1} of ${options.repeats}`);
+      for (const [i, lane] of lanes.entries()) {
+        const started = performance.now();
+        const results = [];
+        for (const prompt of prompts) results.push(await lane.run(prompt));
+        speeds[i]!.push((prompts.length * options.newTokens * 1000) / (performance.now() - started));
+        if (repeat === 0) outputs[i] = results;
+      }
+    }
+    const full = median(speeds[0]!);
+    const mean = (values: (number | undefined)[]) => (values[0] === undefined ? null : values.reduce((a, b) => a! + b!, 0)! / values.length);
+    return lanes.map((lane, i) => ({
+      model: benchModel.name,
+      decoding: lane.decoding,
+      target: lane.target,
+      draftTokens: lane.draftTokens,
+      tokensPerSecond: median(speeds[i]!),
+      speedup: median(speeds[i]!) / full,
+      acceptanceRate: mean(outputs[i]!.map((o) => o.acceptanceRate)),
+      tokensPerVerifyStep: mean(outputs[i]!.map((o) => o.tokensPerVerifyStep)),
+      sameAsFullDepth: outputs[i]!.every((o, p) => o.ids.join() === outputs[0]![p]!.ids.join()),
+    }));
+  } finally {
+    await model.dispose();
+  }
+}
+
+/** Three prompts: the model's own samples after a random start token, so drafts are judged on text the model writes. */
+async function samplePrompts(model: Model, tokens: number): Promise<number[][]> {
+  const vocab = model.manifest.dims.vocabSize;
+  const prompts: number[][] = [];
+  for (let i = 0; i < 3; i++) {
+    const start = benchPrompt(1, vocab, 11 + i * 31);
+    const { ids } = await model.generate(start, { maxNewTokens: tokens - 1, doSample: true, temperature: 0.8, seed: 100 + i, eosTokenIds: [] });
+    prompts.push([...start, ...ids]);
+  }
+  return prompts;
+}
