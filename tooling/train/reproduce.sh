@@ -28,6 +28,7 @@ done
 "$python" -m skiptrain.plot --work "$work" --out "$here/results"
 
 models="$root/packages/model-tiny-shakespeare/models"
+mkdir -p "$models" "$work/converted"
 node "$root/apps/demo/dist/cli.js" convert "$work/unified/checkpoint" "$models/skip-aware" --dtype fp16 --overwrite
 node "$root/apps/demo/dist/cli.js" convert "$work/normal/checkpoint" "$models/normal" --dtype fp16 --overwrite
 for method in early-exit skipdecode; do

@@ -5,6 +5,7 @@ import { kvCache } from '@skipgen/kv-cache';
 import { earlyExit } from '@skipgen/policy-early-exit';
 import { skipDecode } from '@skipgen/policy-skipdecode';
 import { unified } from '@skipgen/policy-unified';
+import { skipAwareModelDir } from '@skipgen/model-tiny-shakespeare';
 import { convertPreset, expectSameAsSolo, useTinyModel, type ConvertedPreset } from '@skipgen/test-kit';
 
 import { speculative, type DraftTokens } from './index.js';
@@ -95,6 +96,17 @@ describe('greedy speculative decoding gives full depth ids', () => {
     });
     it('for every draft policy and draft length', async () => {
       await expectGreedyLossless(model, [[1, 403, 407, 261, 378]]);
+    });
+  });
+
+  describe('the shipped skip-aware Tiny Shakespeare model (12 layers)', () => {
+    let model: Model;
+    beforeAll(async () => {
+      model = await loadModel(skipAwareModelDir, { kvCache: kvCache({ maxSequences: 2, maxTokens: 512 }) });
+    });
+    afterAll(() => model?.dispose());
+    it('for every draft policy and draft length', async () => {
+      await expectGreedyLossless(model, [model.encode('ROMEO:\nWhat light through yonder window breaks?'), model.encode('KING HENRY:\n')]);
     });
   });
 });

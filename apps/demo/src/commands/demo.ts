@@ -100,7 +100,7 @@ async function sideBySide(flags: DemoFlags, log: (line: string) => void): Promis
       colWidths: columns.map(() => 34),
       wordWrap: true,
       wrapOnWordBoundary: true,
-      style: { head: [] },
+      style: { head: [], border: [] },
     });
     table.push(texts.map((text) => `${flags.prompt}${text}`));
     console.log(table.toString());
