@@ -1,5 +1,6 @@
 import { InvalidRequestError, loadModel, type Device, type Model, type SkipPolicy } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
+import { median } from '../bench/cost-model.js';
 import type { LayersMeasure } from '../policies/early-exit-tuning.js';
 import { policiesAtTargets, type ComparedPolicy, type PolicyAtTarget } from '../policies/policies-at-target.js';
 
@@ -37,7 +38,7 @@ export interface EvalRow {
   greedyAgreement: number;
   /** Mean share of each greedy continuation before its first difference from full depth. */
   prefixAgreement: number;
-  /** Decode throughput of the greedy runs. */
+  /** Decode throughput on scored windows: the configurations take turns for several rounds, medians. */
   tokensPerSecond: number;
   /** tokensPerSecond over full depth's on the same model, measured in the same run. */
   realSpeedup: number;
@@ -67,10 +68,12 @@ export async function runEval(dir: string, name: string, options: EvalOptions): 
   try {
     const workload = options.text === undefined ? await sampledWorkload(model, options) : textWorkload(model, options.text, options);
     const candidates = await candidatesFor(model, workload, options);
+    options.log(`${name}: timing ${candidates.length} configurations in turns…`);
+    const speeds = await decodeSpeeds(model, candidates, workload);
     const rows: EvalRow[] = [];
     let reference: GreedyRuns | undefined;
     let fullScore: Score | undefined;
-    for (const candidate of candidates) {
+    for (const [c, candidate] of candidates.entries()) {
       options.log(`${name}: ${candidate.policy}${candidate.policy === 'full' ? '' : ` ${candidate.target}x`}`);
       const runs = await greedyRuns(model, candidate.skip, workload.prompts, options.newTokens);
       const score = await scoreAll(model, candidate.skip, workload);
@@ -93,8 +96,8 @@ export async function runEval(dir: string, name: string, options: EvalOptions): 
         fullPerplexity: fullScore.perplexity,
         greedyAgreement: same / runs.ids.length,
         prefixAgreement: prefix / runs.ids.length,
-        tokensPerSecond: runs.tokensPerSecond,
-        realSpeedup: runs.tokensPerSecond / reference.tokensPerSecond,
+        tokensPerSecond: speeds[c]!,
+        realSpeedup: speeds[c]! / speeds[0]!,
         parameters: candidate.skip.parameters,
         ...(candidate.note ? { note: candidate.note } : {}),
       });
@@ -149,36 +152,55 @@ async function candidatesFor(model: Model, workload: Workload, options: EvalOpti
 
 interface GreedyRuns {
   ids: number[][];
-  tokensPerSecond: number;
 }
 
 async function greedyRuns(model: Model, policy: SkipPolicy, prompts: number[][], newTokens: number): Promise<GreedyRuns> {
   const ids: number[][] = [];
-  let steps = 0;
-  let ms = 0;
-  for (const prompt of prompts) {
-    const result = await model.generate(prompt, { maxNewTokens: newTokens, eosTokenIds: [], policy });
-    ids.push(result.ids);
-    steps += result.stats.decodeSteps;
-    ms += result.stats.decodeMs;
-  }
-  return { ids, tokensPerSecond: (steps * 1000) / ms };
+  for (const prompt of prompts) ids.push((await model.generate(prompt, { maxNewTokens: newTokens, eosTokenIds: [], policy })).ids);
+  return { ids };
 }
 
 interface Score {
   perplexity: number;
   layersPerToken: number;
+  /** Decode steps and their wall time. */
+  steps: number;
+  ms: number;
+}
+
+const TIMING_ROUNDS = 5;
+
+/**
+ * Decode tokens/s of each configuration on scored windows, the
+ * configurations taking turns for several rounds (medians), so a burst of load
+ * on a shared machine hits them alike and the first one pays no warm-up.
+ */
+async function decodeSpeeds(model: Model, candidates: readonly PolicyAtTarget[], workload: Workload): Promise<number[]> {
+  const timed: Workload = { prompts: workload.prompts.slice(0, 2), continuations: workload.continuations.slice(0, 2) };
+  await scoreAll(model, candidates[0]!.skip, timed);
+  const speeds = candidates.map(() => [] as number[]);
+  for (let round = 0; round < TIMING_ROUNDS; round++) {
+    for (const [c, candidate] of candidates.entries()) {
+      const { steps, ms } = await scoreAll(model, candidate.skip, timed);
+      speeds[c]!.push((steps * 1000) / ms);
+    }
+  }
+  return speeds.map((values) => median(values));
 }
 
 async function scoreAll(model: Model, policy: SkipPolicy, workload: Workload): Promise<Score> {
   let logProb = 0;
   let tokens = 0;
   let layers = 0;
+  let steps = 0;
+  let ms = 0;
   for (const [i, prompt] of workload.prompts.entries()) {
     const score = await model.score(prompt, workload.continuations[i]!, { policy });
     logProb += score.logProbs.reduce((a, b) => a + b, 0);
     tokens += score.logProbs.length;
-    layers += score.layersPerToken * (score.logProbs.length - 1);
+    layers += score.layersPerToken * score.decodeSteps;
+    steps += score.decodeSteps;
+    ms += score.decodeMs;
   }
-  return { perplexity: Math.exp(-logProb / tokens), layersPerToken: layers / (tokens - workload.prompts.length) };
+  return { perplexity: Math.exp(-logProb / tokens), layersPerToken: layers / steps, steps, ms };
 }

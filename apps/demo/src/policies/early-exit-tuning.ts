@@ -33,7 +33,8 @@ export async function tuneEarlyExit(
   // Confidence saturates near 1 (a model that exits early falls into confident
   // repetition), so bisect on the number of nines: threshold = 1 - 10^-nines.
   const thresholdFor = (nines: number) => 1 - 10 ** -nines;
-  let low = 0.1;
+  // From a threshold of 0.02 (small vocabularies rarely put 0.2 on one token early on) to 1 − 1e-9.
+  let low = 0.01;
   let high = 9;
   let best = { threshold: thresholdFor(high), layersPerToken: await layersAt(thresholdFor(high)) };
   const consider = (threshold: number, layersPerToken: number) => {

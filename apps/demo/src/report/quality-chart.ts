@@ -31,7 +31,7 @@ export async function writeQualityChart(rows: readonly EvalRow[], prefix: string
           mark: { type: 'line', point: true },
           encoding: {
             x: { field: 'speedup', type: 'quantitative', title: 'measured speedup over full depth (×)', scale: { zero: false } },
-            y: { field: 'perplexity', type: 'quantitative', title: 'held-out perplexity', scale: { type: 'log', zero: false } },
+            y: { field: 'perplexity', type: 'quantitative', title: 'held-out perplexity', scale: { type: 'log' } },
             color: { field: 'checkpoint', type: 'nominal', title: 'checkpoint' },
             order: { field: 'speedup', type: 'quantitative' },
           },

@@ -20,6 +20,10 @@ export interface ContinuationScore {
   perplexity: number;
   /** Mean layers the policy ran per fed continuation token. */
   layersPerToken: number;
+  /** Continuation tokens fed through the policy (all but the last, whose successor is not scored). */
+  decodeSteps: number;
+  /** Wall time of those decode steps: the policy's decoding cost on exactly the scored tokens. */
+  decodeMs: number;
 }
 
 function logSoftmaxAt(logits: Float32Array, token: number): number {
@@ -162,12 +166,23 @@ export class Model {
       try {
         let logits = await this.engine.prefill(sequence, promptIds);
         const logProbs: number[] = [];
+        let decodeMs = 0;
         for (let i = 0; i < tokens.length; i++) {
           logProbs.push(logSoftmaxAt(logits, tokens[i]!));
-          if (i + 1 < tokens.length) [logits] = (await this.engine.decode([{ sequence, token: tokens[i]! }])) as [Float32Array];
+          if (i + 1 < tokens.length) {
+            const started = performance.now();
+            [logits] = (await this.engine.decode([{ sequence, token: tokens[i]! }])) as [Float32Array];
+            decodeMs += performance.now() - started;
+          }
         }
         const meanNll = -logProbs.reduce((a, b) => a + b, 0) / logProbs.length;
-        return { logProbs, perplexity: Math.exp(meanNll), layersPerToken: sequence.decoded ? sequence.counters.generatedLayers / sequence.decoded : this.manifest.dims.numLayers };
+        return {
+          logProbs,
+          perplexity: Math.exp(meanNll),
+          layersPerToken: sequence.decoded ? sequence.counters.generatedLayers / sequence.decoded : this.manifest.dims.numLayers,
+          decodeSteps: sequence.decoded,
+          decodeMs,
+        };
       } finally {
         this.engine.close(sequence);
       }
