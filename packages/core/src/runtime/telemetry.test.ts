@@ -14,6 +14,12 @@ import { loadModel } from '../index.js';
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/** ONNX Runtime keeps telemetry off by itself when `CI` is set; these tests are about a user's machine. */
+function userEnvironment(): NodeJS.ProcessEnv {
+  const { CI: _ci, ...rest } = process.env;
+  return rest;
+}
+
 /**
  * ONNX Runtime decides about telemetry once, when the first session of a
  * process opens. Vitest runs each test file in a process of its own, and
@@ -37,6 +43,7 @@ describe('ONNX Runtime telemetry', () => {
     const cache = join(scratch, 'default-cache');
     process.env.XDG_CACHE_HOME = cache;
     delete process.env.ORT_DISABLE_TELEMETRY;
+    delete process.env.CI;
     const model = await loadModel(preset.dir, { kvCache: kvCache() });
     await model.generate([1, 5], { maxNewTokens: 3 });
     await model.dispose();
@@ -56,7 +63,7 @@ await model.dispose();
 `,
     );
     // tsx resolves @skipgen/* to their sources through this package's tsconfig paths, as the tests do.
-    const env = { ...process.env, XDG_CACHE_HOME: cache, ORT_DISABLE_TELEMETRY: '0', TSX_TSCONFIG_PATH: join(packageDir, 'tsconfig.json') };
+    const env = { ...userEnvironment(), XDG_CACHE_HOME: cache, ORT_DISABLE_TELEMETRY: '0', TSX_TSCONFIG_PATH: join(packageDir, 'tsconfig.json') };
     await promisify(execFile)(process.execPath, ['--import', 'tsx', script, preset.dir], { cwd: packageDir, env });
     expect(await readdir(join(cache, 'Microsoft', 'DeveloperTools', '.onnxruntime'))).toContain('deviceid');
   });
