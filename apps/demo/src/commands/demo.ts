@@ -57,7 +57,7 @@ export function demoCommand(): Command {
         log,
       });
       console.log(benchTable(rows));
-      console.log('\nNext: `pnpm skipgen generate --prompt "ROMEO:" --policy unified --speedup 2`, `pnpm skipgen eval`, or convert your own checkpoint with `pnpm skipgen convert <hf-dir> <out-dir>`.');
+      console.log('\nNext: `pnpm skipgen generate --prompt "ROMEO:" --policy unified --speedup 2 --temperature 0.8 --top-k 40`, `pnpm skipgen eval`, or convert your own checkpoint with `pnpm skipgen convert <hf-dir> <out-dir>`.');
     });
 }
 
