@@ -71,7 +71,7 @@ export async function runEval(dir: string, name: string, options: EvalOptions): 
     options.log(`${name}: timing ${candidates.length} configurations in turns…`);
     const speeds = await decodeSpeeds(model, candidates, workload);
     const rows: EvalRow[] = [];
-    let reference: GreedyRuns | undefined;
+    let reference: number[][] | undefined;
     let fullScore: Score | undefined;
     for (const [c, candidate] of candidates.entries()) {
       options.log(`${name}: ${candidate.policy}${candidate.policy === 'full' ? '' : ` ${candidate.target}x`}`);
@@ -81,8 +81,8 @@ export async function runEval(dir: string, name: string, options: EvalOptions): 
       fullScore ??= score;
       let same = 0;
       let prefix = 0;
-      runs.ids.forEach((ids, i) => {
-        const expected = reference!.ids[i]!;
+      runs.forEach((ids, i) => {
+        const expected = reference![i]!;
         same += ids.filter((id, t) => id === expected[t]).length / expected.length;
         const first = ids.findIndex((id, t) => id !== expected[t]);
         prefix += (first < 0 ? expected.length : first) / expected.length;
@@ -94,8 +94,8 @@ export async function runEval(dir: string, name: string, options: EvalOptions): 
         layersPerToken: score.layersPerToken,
         perplexity: score.perplexity,
         fullPerplexity: fullScore.perplexity,
-        greedyAgreement: same / runs.ids.length,
-        prefixAgreement: prefix / runs.ids.length,
+        greedyAgreement: same / runs.length,
+        prefixAgreement: prefix / runs.length,
         tokensPerSecond: speeds[c]!,
         realSpeedup: speeds[c]! / speeds[0]!,
         parameters: candidate.skip.parameters,
@@ -140,7 +140,7 @@ function textWorkload(model: Model, text: string, options: EvalOptions): Workloa
 
 async function candidatesFor(model: Model, workload: Workload, options: EvalOptions): Promise<PolicyAtTarget[]> {
   // Early Exit is tuned on half the windows: its layers per token on the scored tokens, as the rows report it.
-  const tuning: Workload = { prompts: workload.prompts.slice(0, Math.ceil(workload.prompts.length / 2)), continuations: workload.continuations };
+  const tuning = firstWindows(workload, Math.ceil(workload.prompts.length / 2));
   const scoredLayers: LayersMeasure = async (policy) => (await scoreAll(model, policy, tuning)).layersPerToken;
   const { candidates } = await policiesAtTargets(model.manifest.dims.numLayers, options.targets, options.policies, {
     steps: options.scoredTokens,
@@ -150,14 +150,15 @@ async function candidatesFor(model: Model, workload: Workload, options: EvalOpti
   return candidates;
 }
 
-interface GreedyRuns {
-  ids: number[][];
+/** Greedy continuations, whatever the model's own generation defaults. */
+async function greedyRuns(model: Model, policy: SkipPolicy, prompts: number[][], newTokens: number): Promise<number[][]> {
+  const ids: number[][] = [];
+  for (const prompt of prompts) ids.push((await model.generate(prompt, { maxNewTokens: newTokens, eosTokenIds: [], doSample: false, policy })).ids);
+  return ids;
 }
 
-async function greedyRuns(model: Model, policy: SkipPolicy, prompts: number[][], newTokens: number): Promise<GreedyRuns> {
-  const ids: number[][] = [];
-  for (const prompt of prompts) ids.push((await model.generate(prompt, { maxNewTokens: newTokens, eosTokenIds: [], policy })).ids);
-  return { ids };
+function firstWindows(workload: Workload, count: number): Workload {
+  return { prompts: workload.prompts.slice(0, count), continuations: workload.continuations.slice(0, count) };
 }
 
 interface Score {
@@ -176,7 +177,7 @@ const TIMING_ROUNDS = 5;
  * on a shared machine hits them alike and the first one pays no warm-up.
  */
 async function decodeSpeeds(model: Model, candidates: readonly PolicyAtTarget[], workload: Workload): Promise<number[]> {
-  const timed: Workload = { prompts: workload.prompts.slice(0, 2), continuations: workload.continuations.slice(0, 2) };
+  const timed = firstWindows(workload, 2);
   await scoreAll(model, candidates[0]!.skip, timed);
   const speeds = candidates.map(() => [] as number[]);
   for (let round = 0; round < TIMING_ROUNDS; round++) {

@@ -13,7 +13,7 @@ export type LayersMeasure = (policy: SkipPolicy) => Promise<number>;
 export function greedyLayers(model: Model, prompts: readonly (readonly number[])[], newTokens: number): LayersMeasure {
   return async (policy) => {
     let total = 0;
-    for (const prompt of prompts) total += (await model.generate(prompt, { maxNewTokens: newTokens, eosTokenIds: [], policy })).stats.layersPerToken;
+    for (const prompt of prompts) total += (await model.generate(prompt, { maxNewTokens: newTokens, eosTokenIds: [], doSample: false, policy })).stats.layersPerToken;
     return total / prompts.length;
   };
 }
