@@ -81,12 +81,12 @@ class SkipPattern:
         self.probes = plans["earlyExit"]["probeLayers"]
         self.generator = torch.Generator().manual_seed(seed + 1)
 
-    def draw(self) -> tuple[torch.Tensor | None, dict]:
+    def draw(self) -> torch.Tensor | None:
         if self.method not in ("unified", "skipdecode"):
-            return None, {}
+            return None
         target = TARGETS[int(torch.randint(0, len(TARGETS), (1,), generator=self.generator))]
         prompt = int(torch.randint(PROMPT_RANGE[0], PROMPT_RANGE[1] + 1, (1,), generator=self.generator))
-        return self.mask(target, prompt, SEQUENCE), {"target": target, "prompt": prompt}
+        return self.mask(target, prompt, SEQUENCE)
 
     def mask(self, target: int, prompt: int, length: int) -> torch.Tensor | None:
         plan = self.by_target[target]
@@ -196,7 +196,7 @@ def run(work: str, name: str, method: str, schedule: dict, init_from: str | None
     for step in range(start, schedule["steps"]):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, schedule)
-        run_mask, _ = pattern.draw()
+        run_mask = pattern.draw()
         loss = loss_of(model, batches.next(), run_mask, probes)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
