@@ -45,11 +45,23 @@ export class CudaUnavailableError extends SkipgenError {
   override readonly name = 'CudaUnavailableError';
   constructor(readonly reason: string) {
     super(
-      `the CUDA execution provider cannot be loaded (${reason}). ` +
-        `Install it once with 'node node_modules/onnxruntime-node/script/install.js --onnxruntime-node-install=cuda12' ` +
-        `(needs CUDA 12 and cuDNN 9 on the machine), or pass device: 'auto' to fall back to the CPU.`,
+      `the CUDA execution provider cannot be loaded (${reason}). skipgen runs CUDA on ONNX Runtime 1.29.0 (onnxruntime-node 1.29.0) ` +
+        `with its CUDA provider built for CUDA 13: run 'skipgen cuda-setup' to install the provider libraries next to onnxruntime-node's ` +
+        `(from the npm package com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9), make CUDA 13's libcudart.so.13, libcublas.so.13, ` +
+        `libcublasLt.so.13 and libcurand.so.10 loadable (LD_LIBRARY_PATH), and convert the model with --compute float16; ` +
+        `or pass device 'auto' to fall back to the CPU.`,
     );
   }
+}
+
+/** ONNX Runtime's library cannot be driven through its C API (missing, or another version than skipgen's declarations were written for). */
+export class OnnxRuntimeLibraryError extends SkipgenError {
+  override readonly name = 'OnnxRuntimeLibraryError';
+}
+
+/** The model was converted for another device than the one it is loaded on. */
+export class ComputeTypeMismatchError extends SkipgenError {
+  override readonly name = 'ComputeTypeMismatchError';
 }
 
 /** A generation request is malformed; nothing was run. */

@@ -9,6 +9,11 @@ export { snapshotCounters, type EngineCounters, type GraphKind } from './engine/
 export { Sequence, type SequenceCounters } from './engine/sequence.js';
 
 export type { KvCache, KvCacheFactory, KvCacheLayout, KvCacheMemory, KvSlot } from './cache/kv-cache.js';
+export { hostKvMemory, type KvData, type KvElementType, type KvMemory, type KvStorage } from './cache/kv-storage.js';
+export { RUNTIME_ENV } from './runtime/create-runtime.js';
+export type { RuntimeName } from './runtime/runtime.js';
+export { PINNED_ORT_VERSION } from './runtime/c-api/ort-c-api.js';
+export { float16Bits, fromFloat16, toFloat16 } from './format/float16.js';
 export type {
   BoundSkipPolicy,
   LayerSelection,
@@ -50,6 +55,7 @@ export { resolveGeneration, type ResolvedGeneration } from './generation/resolve
 export { openOnDevice, type Device, type DeviceChoice } from './runtime/execution-provider.js';
 
 export {
+  ComputeTypeMismatchError,
   CudaUnavailableError,
   GraphRunError,
   InvalidRequestError,
@@ -58,6 +64,7 @@ export {
   ModelDirectoryError,
   ModelDisposedError,
   ModelGraphError,
+  OnnxRuntimeLibraryError,
   SkipPolicyError,
   SkipgenError,
   TokenizerMissingError,

@@ -1,5 +1,3 @@
-import { totalmem } from 'node:os';
-
 import { InvalidRequestError, type KvCacheFactory } from '@skipgen/core';
 
 import { SlotKvCache } from './slot-kv-cache.js';
@@ -17,11 +15,11 @@ export interface KvCacheOptions {
 }
 
 const DEFAULT_SLOT_TOKENS = 4096;
-const BYTES_PER_FLOAT = 4;
 
 /**
  * The KV cache for `loadModel`: every slot's keys and values allocated once,
- * up front, and appended in place by the layers.
+ * up front, where the model computes (host memory, or GPU memory on CUDA),
+ * and appended in place by the layers.
  *
  * @example
  * ```ts
@@ -40,21 +38,24 @@ export function kvCache(options: KvCacheOptions = {}): KvCacheFactory {
     throw new InvalidRequestError('kvCache.maxTokens', `must be an integer of at least maxSequences (${maxSequences}), got ${options.maxTokens}`);
   }
   return {
-    specificationVersion: 'v1',
-    create(layout) {
+    specificationVersion: 'v2',
+    create(layout, memory) {
       const maxTokens = options.maxTokens ?? maxSequences * Math.min(layout.maxPositionEmbeddings, DEFAULT_SLOT_TOKENS);
       const slotLength = Math.min(Math.floor(maxTokens / maxSequences), layout.maxPositionEmbeddings);
-      // A cache beyond the machine's memory fails to allocate (an untyped RangeError), or is granted lazily and gets the process killed as it fills.
-      const bytesPerToken = layout.numLayers * 2 * layout.numKvHeads * layout.headDim * BYTES_PER_FLOAT;
+      // A cache beyond the device's memory fails to allocate, or is granted lazily and gets the process killed as it fills.
+      const bytesPerElement = memory.elementType === 'float16' ? 2 : 4;
+      const bytesPerToken = layout.numLayers * 2 * layout.numKvHeads * layout.headDim * bytesPerElement;
       const bytes = bytesPerToken * maxSequences * slotLength;
-      if (bytes > totalmem()) {
+      const available = memory.bytesAvailable;
+      if (bytes > available) {
+        const where = memory.device === 'cuda' ? "the GPU's free" : "this machine's";
         throw new InvalidRequestError(
           'kvCache',
           `${maxSequences} slots of ${slotLength} tokens need ${gigabytes(bytes)} GB (${bytesPerToken} bytes a token), ` +
-            `more than this machine's ${gigabytes(totalmem())} GB of memory; lower maxSequences or maxTokens`,
+            `more than ${where} ${gigabytes(available)} GB of memory; lower maxSequences or maxTokens`,
         );
       }
-      return new SlotKvCache(layout, maxSequences, slotLength, maxTokens);
+      return new SlotKvCache(layout, maxSequences, slotLength, maxTokens, memory.allocate(maxSequences, slotLength), bytesPerElement);
     },
   };
 }

@@ -2,18 +2,17 @@ import { totalmem } from 'node:os';
 
 import { describe, expect, it } from 'vitest';
 
-import { InvalidRequestError, KvCacheCapacityError } from '@skipgen/core';
+import { hostKvMemory, InvalidRequestError, KvCacheCapacityError, type KvMemory } from '@skipgen/core';
 
 import { kvCache, type KvCacheOptions } from './kv-cache.js';
 
 const layout = { numLayers: 2, numKvHeads: 2, headDim: 4, maxPositionEmbeddings: 64 };
 
-/** Keys of one slot of one layer, [heads][tokens][dim] flattened, as the engine sees them through view(). */
+const memory = (): KvMemory => hostKvMemory(layout);
+
+/** Keys of the first tokens of one slot of one layer, [heads][tokens][dim] flattened, as stored. */
 function keysOf(cache: ReturnType<ReturnType<typeof kvCache>['create']>, layer: number, index: number, tokens: number): number[] {
-  const { key } = cache.view(layer, index, 1);
-  const out: number[] = [];
-  for (let h = 0; h < layout.numKvHeads; h++) out.push(...key.subarray(h * cache.slotLength * 4, h * cache.slotLength * 4 + tokens * 4));
-  return out;
+  return [...cache.storage.read(layer, index, tokens).key];
 }
 
 /** [heads, tokens, dim] filled with `seed + position`, so every stored value says where it came from. */
@@ -26,9 +25,9 @@ function block(tokens: number, seed: number, position: number): Float32Array {
 
 describe('kvCache', () => {
   it('splits maxTokens into equal slots, capped at the model limit', () => {
-    expect(kvCache({ maxSequences: 4, maxTokens: 100 }).create(layout).slotLength).toBe(25);
-    expect(kvCache({ maxSequences: 2, maxTokens: 1000 }).create(layout).slotLength).toBe(64);
-    expect(kvCache().create({ ...layout, maxPositionEmbeddings: 100000 }).slotLength).toBe(4096);
+    expect(kvCache({ maxSequences: 4, maxTokens: 100 }).create(layout, memory()).slotLength).toBe(25);
+    expect(kvCache({ maxSequences: 2, maxTokens: 1000 }).create(layout, memory()).slotLength).toBe(64);
+    expect(kvCache().create({ ...layout, maxPositionEmbeddings: 100000 }, memory()).slotLength).toBe(4096);
   });
 
   it('validates its options', () => {
@@ -44,17 +43,17 @@ describe('kvCache', () => {
     // 32 layers × 8 key/value heads × 128 dims: 262144 bytes a token; 100000 slots of 4096 tokens.
     const large = { numLayers: 32, numKvHeads: 8, headDim: 128, maxPositionEmbeddings: 4096 };
     const machine = (totalmem() / 1e9).toFixed(1);
-    expect(() => kvCache({ maxSequences: 1e5 }).create(large)).toThrow(
+    expect(() => kvCache({ maxSequences: 1e5 }).create(large, hostKvMemory(large))).toThrow(
       new InvalidRequestError(
         'kvCache',
         `100000 slots of 4096 tokens need 107374.2 GB (262144 bytes a token), more than this machine's ${machine} GB of memory; lower maxSequences or maxTokens`,
       ),
     );
-    expect(kvCache({ maxSequences: 4, maxTokens: 64 }).create(large).memory.bytesAllocated).toBe(64 * 262144);
+    expect(kvCache({ maxSequences: 4, maxTokens: 64 }).create(large, hostKvMemory(large)).memory.bytesAllocated).toBe(64 * 262144);
   });
 
   it('hands out every slot once, refuses when full, and reuses released slots', () => {
-    const cache = kvCache({ maxSequences: 2, maxTokens: 64 }).create(layout);
+    const cache = kvCache({ maxSequences: 2, maxTokens: 64 }).create(layout, memory());
     const a = cache.allocate(10)!;
     const b = cache.allocate(32)!;
     expect(a.index).not.toBe(b.index);
@@ -67,16 +66,16 @@ describe('kvCache', () => {
   });
 
   it('rejects a sequence longer than a slot with advice, before allocating', () => {
-    const cache = kvCache({ maxSequences: 2, maxTokens: 64 }).create(layout);
+    const cache = kvCache({ maxSequences: 2, maxTokens: 64 }).create(layout, memory());
     expect(() => cache.allocate(33)).toThrow(KvCacheCapacityError);
     expect(() => cache.assertFits(33)).toThrow('a sequence of 33 tokens does not fit: each of the 2 slots of this 64-token cache holds 32 tokens; raise kvCache({ maxTokens }), lower maxSequences');
     expect(cache.freeSlots).toBe(2);
-    const capped = kvCache({ maxSequences: 1, maxTokens: 1000 }).create(layout);
+    const capped = kvCache({ maxSequences: 1, maxTokens: 1000 }).create(layout, memory());
     expect(() => capped.assertFits(65)).toThrow("holds 64 tokens (the model's limit)");
   });
 
   it('writes tokens at their positions and accounts for memory', () => {
-    const cache = kvCache({ maxSequences: 2, maxTokens: 16 }).create(layout);
+    const cache = kvCache({ maxSequences: 2, maxTokens: 16 }).create(layout, memory());
     const slot = cache.allocate(8)!;
     cache.write(1, slot, 0, 3, block(3, 100, 0), block(3, 200, 0));
     cache.advance(slot, 3);
@@ -93,7 +92,7 @@ describe('kvCache', () => {
   });
 
   it('arrange moves sequences to consecutive slots, carrying their tokens', () => {
-    const cache = kvCache({ maxSequences: 3, maxTokens: 30 }).create(layout);
+    const cache = kvCache({ maxSequences: 3, maxTokens: 30 }).create(layout, memory());
     const a = cache.allocate(10)!;
     const b = cache.allocate(10)!;
     const c = cache.allocate(10)!;
@@ -111,15 +110,22 @@ describe('kvCache', () => {
       expect(keysOf(cache, layer, 0, 2)).toEqual([...block(2, 30 + layer, 0)]);
       expect(keysOf(cache, layer, 1, 5)).toEqual([...block(5, 20 + layer, 0)]);
     }
-    const batch = cache.view(0, 0, 2);
-    expect(batch.key.length).toBe(2 * 2 * 10 * 4);
     expect(cache.arrange([c, b])).toBe(0);
     expect([c.index, b.index]).toEqual([0, 1]);
   });
 
+  it('stores float16 keys and values in half the bytes, for models that compute in float16', () => {
+    const cache = kvCache({ maxSequences: 1, maxTokens: 8 }).create(layout, hostKvMemory(layout, 'float16'));
+    expect(cache.memory.bytesPerToken).toBe(2 * 2 * 2 * 4 * 2);
+    const slot = cache.allocate(4)!;
+    const bits = Uint16Array.from({ length: 2 * 4 }, (_, i) => 0x3c00 + i);
+    cache.write(0, slot, 1, 1, bits, bits);
+    expect([...cache.storage.read(0, slot.index, 2).key]).toEqual([0, 0, 0, 0, 0x3c00, 0x3c01, 0x3c02, 0x3c03, 0, 0, 0, 0, 0x3c04, 0x3c05, 0x3c06, 0x3c07]);
+  });
+
   it('refuses slots of another cache', () => {
-    const one = kvCache().create(layout);
-    const other = kvCache().create(layout);
+    const one = kvCache().create(layout, memory());
+    const other = kvCache().create(layout, memory());
     const slot = one.allocate(4)!;
     expect(() => other.release(slot)).toThrow(/belongs to a different cache/);
   });

@@ -1,4 +1,4 @@
-import { InvalidRequestError, KvCacheCapacityError, type KvCache, type KvCacheLayout, type KvCacheMemory, type KvSlot } from '@skipgen/core';
+import { InvalidRequestError, KvCacheCapacityError, type KvCache, type KvCacheLayout, type KvCacheMemory, type KvData, type KvSlot, type KvStorage } from '@skipgen/core';
 
 class Slot implements KvSlot {
   length = 0;
@@ -7,22 +7,17 @@ class Slot implements KvSlot {
   constructor(public index: number) {}
 }
 
-const BYTES_PER_FLOAT = 4;
-
 /**
- * Key/value storage preallocated once, `[slots, kvHeads, slotLength, headDim]`
- * per layer for keys and again for values. Sequences own slots; the engine
- * binds a run of consecutive slots as a batch, and {@link arrange} makes a
- * batch consecutive by swapping slots, copying only the tokens they hold.
- * Nothing is allocated after construction.
+ * Slots over key/value storage allocated once from the model's memory
+ * (`[slots, kvHeads, slotLength, headDim]` per layer for keys and again for
+ * values). Sequences own slots; the engine binds a run of consecutive slots
+ * as a batch, and {@link arrange} makes a batch consecutive by swapping
+ * slots, copying only the tokens they hold. Nothing is allocated after
+ * construction.
  */
 export class SlotKvCache implements KvCache {
-  readonly specificationVersion = 'v1' as const;
-  private readonly keys: Float32Array[];
-  private readonly values: Float32Array[];
+  readonly specificationVersion = 'v2' as const;
   private readonly slots: Slot[];
-  private readonly slotFloats: number;
-  private readonly scratch: Float32Array;
   private peak = 0;
   private inUseTokens = 0;
 
@@ -31,13 +26,10 @@ export class SlotKvCache implements KvCache {
     readonly maxSequences: number,
     readonly slotLength: number,
     private readonly maxTokens: number,
+    readonly storage: KvStorage,
+    private readonly bytesPerElement: number,
   ) {
-    this.slotFloats = layout.numKvHeads * slotLength * layout.headDim;
-    const layerFloats = maxSequences * this.slotFloats;
-    this.keys = Array.from({ length: layout.numLayers }, () => new Float32Array(layerFloats));
-    this.values = Array.from({ length: layout.numLayers }, () => new Float32Array(layerFloats));
     this.slots = Array.from({ length: maxSequences }, (_, i) => new Slot(i));
-    this.scratch = new Float32Array(this.slotFloats);
   }
 
   get freeSlots(): number {
@@ -45,7 +37,7 @@ export class SlotKvCache implements KvCache {
   }
 
   get memory(): KvCacheMemory {
-    const bytesPerToken = this.layout.numLayers * 2 * this.layout.numKvHeads * this.layout.headDim * BYTES_PER_FLOAT;
+    const bytesPerToken = this.layout.numLayers * 2 * this.layout.numKvHeads * this.layout.headDim * this.bytesPerElement;
     return {
       bytesPerToken,
       bytesAllocated: bytesPerToken * this.maxSequences * this.slotLength,
@@ -116,46 +108,17 @@ export class SlotKvCache implements KvCache {
     return 0;
   }
 
-  view(layer: number, first: number, count: number): { key: Float32Array; value: Float32Array } {
-    const begin = first * this.slotFloats;
-    const end = (first + count) * this.slotFloats;
-    return { key: this.keys[layer]!.subarray(begin, end), value: this.values[layer]!.subarray(begin, end) };
-  }
-
-  write(layer: number, handle: KvSlot, position: number, tokens: number, key: Float32Array, value: Float32Array): void {
+  write(layer: number, handle: KvSlot, position: number, tokens: number, key: KvData, value: KvData): void {
     const slot = this.own(handle);
     if (position + tokens > this.slotLength) {
       throw new InvalidRequestError('position', `tokens ${position} ..< ${position + tokens} are beyond the ${this.slotLength}-token slot`);
     }
-    const { numKvHeads, headDim } = this.layout;
-    const base = slot.index * this.slotFloats;
-    const span = tokens * headDim;
-    for (let h = 0; h < numKvHeads; h++) {
-      const at = base + (h * this.slotLength + position) * headDim;
-      this.keys[layer]!.set(key.subarray(h * span, (h + 1) * span), at);
-      this.values[layer]!.set(value.subarray(h * span, (h + 1) * span), at);
-    }
+    this.storage.write(layer, slot.index, position, tokens, key, value);
   }
 
   /** Exchanges the storage of two slots; only stored tokens are copied. */
   private swap(a: Slot, b: Slot): void {
-    const { numKvHeads, headDim } = this.layout;
-    const rowFloats = this.slotLength * headDim;
-    for (const buffers of [this.keys, this.values]) {
-      for (const buffer of buffers) {
-        const baseA = a.index * this.slotFloats;
-        const baseB = b.index * this.slotFloats;
-        for (let h = 0; h < numKvHeads; h++) {
-          const offA = baseA + h * rowFloats;
-          const offB = baseB + h * rowFloats;
-          const lenA = a.length * headDim;
-          const lenB = b.length * headDim;
-          this.scratch.set(buffer.subarray(offA, offA + lenA));
-          buffer.copyWithin(offA, offB, offB + lenB);
-          buffer.set(this.scratch.subarray(0, lenA), offB);
-        }
-      }
-    }
+    this.storage.exchange(a.index, a.length, b.index, b.length);
     [a.index, b.index] = [b.index, a.index];
   }
 

@@ -19,18 +19,17 @@ export function zeroSlot(model: Model, sequence: Sequence): void {
 
 /**
  * Copies of one position's keys and values in a layer of a sequence's cache
- * slot, read through the public `KvCache.view`.
+ * slot, read through the public `KvStorage.read`.
  */
 export function kvAt(model: Model, sequence: Sequence, layer: number, position: number): PositionKv {
   const { numKvHeads, headDim } = model.manifest.dims;
-  const slotLength = model.cache.slotLength;
-  const view = model.cache.view(layer, sequence.slot.index, 1);
+  const stored = model.cache.storage.read(layer, sequence.slot.index, position + 1);
   const key = new Float32Array(numKvHeads * headDim);
   const value = new Float32Array(numKvHeads * headDim);
   for (let h = 0; h < numKvHeads; h++) {
-    const at = (h * slotLength + position) * headDim;
-    key.set(view.key.subarray(at, at + headDim), h * headDim);
-    value.set(view.value.subarray(at, at + headDim), h * headDim);
+    const at = (h * (position + 1) + position) * headDim;
+    key.set(stored.key.subarray(at, at + headDim), h * headDim);
+    value.set(stored.value.subarray(at, at + headDim), h * headDim);
   }
   return { key, value };
 }

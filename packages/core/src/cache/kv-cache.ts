@@ -1,16 +1,20 @@
+import type { KvData, KvMemory, KvStorage } from './kv-storage.js';
+
 /**
- * The KV-cache contract, version 1. `@skipgen/kv-cache` implements it; the
- * engine binds its buffers directly as ONNX Runtime inputs and outputs, so a
- * layer appends a step's keys and values in place and no step copies the past.
+ * The KV-cache contract, version 2. `@skipgen/kv-cache` implements it. The
+ * cache decides which sequence owns which slot; its storage comes from the
+ * model's runtime ({@link KvMemory}), because only the runtime can allocate
+ * where the graphs compute (GPU memory on CUDA). The engine binds that
+ * storage as the layers' inputs and outputs, so a layer appends a step's keys
+ * and values in place and no step copies the past.
  *
- * Storage of one layer is `[slots, kvHeads, slotLength, headDim]` float32, keys
- * and values apart. A batch runs over consecutive slots, so the engine asks the
- * cache to {@link KvCache.arrange | arrange} the batch's sequences first.
+ * A batch runs over consecutive slots, so the engine asks the cache to
+ * {@link KvCache.arrange | arrange} the batch's sequences first.
  */
 export interface KvCacheFactory {
-  readonly specificationVersion: 'v1';
-  /** Allocates the storage for a model. Called once, by `loadModel`. */
-  create(layout: KvCacheLayout): KvCache;
+  readonly specificationVersion: 'v2';
+  /** Sizes and allocates the cache for a model. Called once, by `loadModel`. */
+  create(layout: KvCacheLayout, memory: KvMemory): KvCache;
 }
 
 /** The dimensions of the model a cache is created for. */
@@ -45,13 +49,15 @@ export interface KvCacheMemory {
 }
 
 export interface KvCache {
-  readonly specificationVersion: 'v1';
+  readonly specificationVersion: 'v2';
   readonly maxSequences: number;
   /** Tokens one slot holds. */
   readonly slotLength: number;
   /** Slots not in use. */
   readonly freeSlots: number;
   readonly memory: KvCacheMemory;
+  /** The keys and values, as allocated from the model's {@link KvMemory}. */
+  readonly storage: KvStorage;
 
   /**
    * Checks that a sequence of `tokens` tokens fits a slot at all.
@@ -73,12 +79,10 @@ export interface KvCache {
    * that move. Either way no step copies when the batch has not changed.
    */
   arrange(slots: readonly KvSlot[]): number;
-  /** Keys and values of `layer` for `count` slots from storage index `first`: `[count, kvHeads, slotLength, headDim]`. */
-  view(layer: number, first: number, count: number): { key: Float32Array; value: Float32Array };
   /**
    * Stores keys and values `[kvHeads, tokens, headDim]` for `slot` at positions
    * `position ..< position + tokens` of `layer` (for layers that return new keys
    * and values instead of appending in place, and for state propagation).
    */
-  write(layer: number, slot: KvSlot, position: number, tokens: number, key: Float32Array, value: Float32Array): void;
+  write(layer: number, slot: KvSlot, position: number, tokens: number, key: KvData, value: KvData): void;
 }

@@ -1,4 +1,5 @@
 import type { KvCache } from '../cache/kv-cache.js';
+import { RuntimeKvStorage } from '../cache/kv-storage.js';
 import { InvalidRequestError, KvCacheFullError, ModelDisposedError, type SkipgenError } from '../errors.js';
 import type { ModelManifest } from '../format/manifest.js';
 import type { BoundSkipPolicy } from '../policy/skip-policy.js';
@@ -141,10 +142,20 @@ export class Engine {
     this.checkIds(ids);
     this.checkRoom(sequence, tokens);
     const start = sequence.length;
-    const buffers = this.runner.promptStep(ids, start);
     const policy = sequence.policy;
     const selected = fullDepth ? null : promptMask(policy, start, this.numLayers);
+    const buffers = this.runner.promptStep(ids, start);
+    try {
+      const logits = await this.runPromptLayers(sequence, buffers, selected, allLogits);
+      this.cache.advance(sequence.slot, tokens);
+      return logits;
+    } finally {
+      buffers.dispose();
+    }
+  }
 
+  private async runPromptLayers(sequence: Sequence, buffers: StepBuffers, selected: Uint8Array | null, allLogits: boolean): Promise<Float32Array> {
+    const policy = sequence.policy;
     await this.runner.embed(buffers);
     let current: Side = 0;
     for (let layer = 0; layer < this.numLayers; layer++) {
@@ -156,9 +167,7 @@ export class Engine {
       current = flip(current);
     }
 
-    const logits = await this.runner.promptHead(buffers, current, allLogits);
-    this.cache.advance(sequence.slot, tokens);
-    return logits;
+    return this.runner.promptHead(buffers, current, allLogits);
   }
 
   private async runDecode(all: readonly DecodeRow[]): Promise<(Float32Array | SkipgenError)[]> {
@@ -196,7 +205,6 @@ export class Engine {
     await this.runner.embed(buffers);
 
     let current: Side = 0;
-    const { hiddenSize } = this.manifest.dims;
     for (let layer = 0; layer < this.numLayers; layer++) {
       const running: number[] = [];
       const resting: number[] = [];
@@ -207,10 +215,8 @@ export class Engine {
         continue;
       }
       await this.runner.layer(layer, sequences, first, buffers, current);
-      const input = buffers.hidden[current];
-      const output = buffers.hidden[flip(current)];
+      this.runner.carry(buffers, current, resting);
       for (const r of resting) {
-        output.set(input.subarray(r * hiddenSize, (r + 1) * hiddenSize), r * hiddenSize);
         if (sequences[r]!.policy.propagatesSkippedLayers) sequences[r]!.counters.propagatedLayers++;
       }
       current = flip(current);
@@ -218,7 +224,7 @@ export class Engine {
 
       const probing = running.filter((r) => sequences[r]!.policy.exit?.probeLayers.includes(layer));
       if (probing.length > 0) {
-        const logits = await this.runner.head(buffers.hidden[current], probing);
+        const logits = await this.runner.head(buffers, current, probing);
         this.counters.probeRuns++;
         probing.forEach((r, i) => {
           const sequence = sequences[r]!;
@@ -242,7 +248,7 @@ export class Engine {
     }
 
     const finishing = rows.map((_, r) => r).filter((r) => !exited[r]);
-    const finalLogits = finishing.length > 0 ? await this.runner.head(buffers.hidden[current], finishing.length === n ? null : finishing) : null;
+    const finalLogits = finishing.length > 0 ? await this.runner.head(buffers, current, finishing.length === n ? null : finishing) : null;
     const vocab = this.manifest.dims.vocabSize;
     rows.forEach((_, r) => {
       const at = finishing.indexOf(r);
@@ -290,6 +296,8 @@ export class Engine {
   async shutDown(): Promise<void> {
     this.shutdown = true;
     await this.queue;
+    this.runner.dispose();
+    if (this.cache.storage instanceof RuntimeKvStorage) this.cache.storage.free();
   }
 
   /** Serialises steps: one engine, one set of buffers, one step at a time. */

@@ -1,10 +1,11 @@
-import * as ort from 'onnxruntime-node';
-
 import type { KvCache } from '../cache/kv-cache.js';
+import { RuntimeKvStorage } from '../cache/kv-storage.js';
 import { GraphRunError } from '../errors.js';
 import { GRAPH_IO } from '../format/graph-io.js';
 import type { ModelManifest } from '../format/manifest.js';
+import { toFloat16 } from '../format/float16.js';
 import { rotaryTables } from '../format/rope.js';
+import { BYTES_PER_ELEMENT, type GraphSession, type MemoryBlock, type Runtime, type Tensor } from '../runtime/runtime.js';
 import type { ModelGraphs } from './model-graphs.js';
 import type { Sequence } from './sequence.js';
 import { flip, StepBuffers, type Side } from './step-buffers.js';
@@ -45,12 +46,12 @@ export function snapshotCounters(counters: EngineCounters): EngineCounters {
 const NEGATIVE_INFINITY = Number.NEGATIVE_INFINITY;
 
 /**
- * Runs a model's graphs for the engine: fills a step's inputs, runs one graph
- * with its feeds and fetches bound to preallocated buffers and cache views,
- * stores the keys and values that plain-attention and projection graphs
- * return, and times every run. The step loop decides which graphs run for
- * which rows and never sees a tensor, so that another ONNX Runtime binding
- * (the C API) can replace this class without touching the loop.
+ * Runs a model's graphs for the engine on its runtime: fills a step's inputs,
+ * runs one graph with its inputs and outputs bound to tensors made once over
+ * preallocated memory and the cache's storage, stores the keys and values
+ * that plain-attention and projection graphs return, and times every run.
+ * The step loop decides which graphs run for which rows and never sees a
+ * tensor.
  */
 export class GraphRunner {
   readonly counters: EngineCounters = {
@@ -67,30 +68,46 @@ export class GraphRunner {
     kvProjectionRuns: 0,
     kvProjectionMs: 0,
   };
-  private readonly cosTensor: ort.Tensor;
-  private readonly sinTensor: ort.Tensor;
+  private readonly runtime: Runtime;
+  private readonly storage: RuntimeKvStorage;
+  private readonly compute: 'float32' | 'float16';
+  private readonly rope: MemoryBlock;
+  private readonly cosTensor: Tensor;
+  private readonly sinTensor: Tensor;
   private readonly plain: boolean;
   private readonly decodeBuffers = new Map<number, StepBuffers>();
-  private readonly cacheTensors: Map<string, { key: ort.Tensor; value: ort.Tensor }>[];
-  private readonly headOutputs = new Map<number, { data: Float32Array; tensor: ort.Tensor }>();
+  private readonly cacheTensors: Map<string, { key: Tensor; value: Tensor }>[];
+  /** Per row count: the head's gathered input (subsets of rows) and its logits. */
+  private readonly heads = new Map<number, { input: MemoryBlock; inputTensor: Tensor; logitsBlock: MemoryBlock; logits: Float32Array; logitsTensor: Tensor }>();
 
   constructor(
     private readonly graphs: ModelGraphs,
     private readonly manifest: ModelManifest,
     private readonly cache: KvCache,
   ) {
+    this.runtime = graphs.runtime;
+    if (!(cache.storage instanceof RuntimeKvStorage) || cache.storage.runtime !== this.runtime) {
+      throw new Error('the KV cache storage was not allocated from this model\'s KvMemory');
+    }
+    this.storage = cache.storage;
+    this.compute = manifest.computeType;
     const { headDim } = manifest.dims;
     const { cos, sin } = rotaryTables(headDim, manifest.rope, cache.slotLength);
-    this.cosTensor = new ort.Tensor('float32', cos, [cache.slotLength, headDim / 2]);
-    this.sinTensor = new ort.Tensor('float32', sin, [cache.slotLength, headDim / 2]);
+    const table = (values: Float32Array) => (this.compute === 'float16' ? toFloat16(values) : values);
+    const tableBytes = cos.length * BYTES_PER_ELEMENT[this.compute];
+    this.rope = this.runtime.allocate(2 * tableBytes, 'device');
+    this.runtime.upload(this.rope, 0, table(cos));
+    this.runtime.upload(this.rope, tableBytes, table(sin));
+    this.cosTensor = this.runtime.tensor(this.rope, 0, this.compute, [cache.slotLength, headDim / 2]);
+    this.sinTensor = this.runtime.tensor(this.rope, tableBytes, this.compute, [cache.slotLength, headDim / 2]);
     this.plain = manifest.attention === 'plain';
-    this.cacheTensors = manifest.graphs.layers.map(() => new Map<string, { key: ort.Tensor; value: ort.Tensor }>());
+    this.cacheTensors = manifest.graphs.layers.map(() => new Map<string, { key: Tensor; value: Tensor }>());
   }
 
-  /** Inputs of a prompt chunk of one sequence whose first token goes at `start`. */
+  /** Inputs of a prompt chunk of one sequence whose first token goes at `start`; {@link StepBuffers.dispose} them after the step. */
   promptStep(ids: readonly number[], start: number): StepBuffers {
     const tokens = ids.length;
-    const buffers = new StepBuffers(1, tokens, this.manifest.dims, this.cache.slotLength, this.plain);
+    const buffers = this.stepBuffers(1, tokens);
     ids.forEach((id, i) => {
       buffers.ids[i] = BigInt(id);
       buffers.positions[i] = BigInt(start + i);
@@ -109,7 +126,7 @@ export class GraphRunner {
     const rows = tokens.length;
     let buffers = this.decodeBuffers.get(rows);
     if (!buffers) {
-      buffers = new StepBuffers(rows, 1, this.manifest.dims, this.cache.slotLength, this.plain);
+      buffers = this.stepBuffers(rows, 1);
       this.decodeBuffers.set(rows, buffers);
     }
     let total = 0;
@@ -138,7 +155,7 @@ export class GraphRunner {
   async layer(layer: number, sequences: readonly Sequence[], first: number, buffers: StepBuffers, current: Side): Promise<void> {
     const io = GRAPH_IO.layer;
     const cache = this.cacheTensorsFor(layer, first, buffers.rows);
-    const feeds: Record<string, ort.Tensor> = {
+    const feeds: Record<string, Tensor> = {
       [io.hidden]: buffers.hiddenTensors[current],
       [io.positionIds]: buffers.positionsTensor,
       [io.cosCache]: this.cosTensor,
@@ -146,7 +163,7 @@ export class GraphRunner {
       [io.pastKey]: cache.key,
       [io.pastValue]: cache.value,
     };
-    const fetches: Record<string, ort.Tensor> = { [io.hiddenOut]: buffers.hiddenTensors[flip(current)] };
+    const fetches: Record<string, Tensor> = { [io.hiddenOut]: buffers.hiddenTensors[flip(current)] };
     if (this.plain) {
       feeds[io.attentionBias] = buffers.biasTensor!;
       fetches[io.newKey] = buffers.newKeyTensor;
@@ -168,20 +185,30 @@ export class GraphRunner {
    */
   async projectKv(layer: number, sequences: readonly Sequence[], buffers: StepBuffers, current: Side, rows: readonly number[]): Promise<void> {
     const io = GRAPH_IO.kvProjection;
-    const subset = rows.length === buffers.rows ? buffers : this.gather(buffers, current, rows);
-    const session = await this.graphs.kvProjection(layer);
-    await this.run(
-      'kvProjection',
-      session,
-      {
-        [io.hidden]: subset === buffers ? buffers.hiddenTensors[current] : subset.hiddenTensors[0],
-        [io.positionIds]: subset.positionsTensor,
-        [io.cosCache]: this.cosTensor,
-        [io.sinCache]: this.sinTensor,
-      },
-      { [io.newKey]: subset.newKeyTensor, [io.newValue]: subset.newValueTensor },
-    );
-    this.storeNewKv(layer, rows.map((r) => sequences[r]!), subset);
+    const subset = rows.length === buffers.rows ? null : this.gather(buffers, current, rows);
+    const step = subset ?? buffers;
+    try {
+      const session = await this.graphs.kvProjection(layer);
+      await this.run(
+        'kvProjection',
+        session,
+        {
+          [io.hidden]: subset ? subset.hiddenTensors[0] : buffers.hiddenTensors[current],
+          [io.positionIds]: step.positionsTensor,
+          [io.cosCache]: this.cosTensor,
+          [io.sinCache]: this.sinTensor,
+        },
+        { [io.newKey]: step.newKeyTensor, [io.newValue]: step.newValueTensor },
+      );
+      this.storeNewKv(layer, rows.map((r) => sequences[r]!), step);
+    } finally {
+      subset?.dispose();
+    }
+  }
+
+  /** Copies the hidden states of rows that skip a layer the others ran to the side the others wrote. */
+  carry(buffers: StepBuffers, from: Side, rows: readonly number[]): void {
+    for (const r of rows) buffers.carry(r, from);
   }
 
   /**
@@ -189,46 +216,80 @@ export class GraphRunner {
    * (`[tokens × vocab]`), in a new array: prefill results outlive the step.
    */
   async promptHead(buffers: StepBuffers, current: Side, allLogits: boolean): Promise<Float32Array> {
-    const { hiddenSize, vocabSize } = this.manifest.dims;
-    const { tokens } = buffers;
-    const hidden = buffers.hidden[current];
-    const headRows = allLogits ? tokens : 1;
-    const headInput = allLogits ? hidden : hidden.slice((tokens - 1) * hiddenSize, tokens * hiddenSize);
-    const logits = new Float32Array(headRows * vocabSize);
-    await this.run(
-      'head',
-      this.graphs.head,
-      { [GRAPH_IO.head.hidden]: new ort.Tensor('float32', headInput, [1, headRows, hiddenSize]) },
-      { [GRAPH_IO.head.logits]: new ort.Tensor('float32', logits, [1, headRows, vocabSize]) },
-    );
-    return logits;
+    const { vocabSize } = this.manifest.dims;
+    const rows = allLogits ? buffers.tokens : 1;
+    const logits = this.runtime.allocate(rows * vocabSize * 4, 'host');
+    const tensor = this.runtime.tensor(logits, 0, 'float32', [1, rows, vocabSize]);
+    try {
+      await this.run('head', this.graphs.head, { [GRAPH_IO.head.hidden]: buffers.hiddenView(current, 0, 1, !allLogits) }, { [GRAPH_IO.head.logits]: tensor });
+      return new Float32Array(logits.host!, 0, rows * vocabSize).slice();
+    } finally {
+      this.runtime.releaseTensor(tensor);
+      this.runtime.free(logits);
+    }
   }
 
   /**
-   * Runs the head on the last token of the given rows (all rows when null).
-   * The logits land in a buffer per row count that the next call overwrites.
+   * Runs the head on the last token of the given rows of a decode step (all
+   * rows when null). The logits land in a buffer per row count that the next
+   * call overwrites.
    */
-  async head(hidden: Float32Array, rows: readonly number[] | null): Promise<Float32Array> {
-    const { hiddenSize, vocabSize } = this.manifest.dims;
-    const count = rows ? rows.length : hidden.length / hiddenSize;
-    let input = hidden;
+  async head(buffers: StepBuffers, current: Side, rows: readonly number[] | null): Promise<Float32Array> {
+    const count = rows ? rows.length : buffers.rows;
+    const head = this.headBuffers(count);
+    let input: Tensor;
     if (rows) {
-      input = new Float32Array(count * hiddenSize);
-      rows.forEach((r, i) => input.set(hidden.subarray(r * hiddenSize, (r + 1) * hiddenSize), i * hiddenSize));
+      rows.forEach((r, i) => this.runtime.copy(head.input, i * buffers.tokenBytes, buffers.hidden[current], r * buffers.tokenBytes, buffers.tokenBytes));
+      input = head.inputTensor;
+    } else {
+      input = buffers.hiddenView(current, 0, count);
     }
-    let output = this.headOutputs.get(count);
-    if (!output) {
-      const data = new Float32Array(count * vocabSize);
-      output = { data, tensor: new ort.Tensor('float32', data, [count, 1, vocabSize]) };
-      this.headOutputs.set(count, output);
+    await this.run('head', this.graphs.head, { [GRAPH_IO.head.hidden]: input }, { [GRAPH_IO.head.logits]: head.logitsTensor });
+    return head.logits;
+  }
+
+  /** Frees the memory the runner holds (the model is being disposed). */
+  dispose(): void {
+    for (const buffers of this.decodeBuffers.values()) buffers.dispose();
+    this.decodeBuffers.clear();
+    for (const head of this.heads.values()) {
+      this.runtime.releaseTensor(head.inputTensor);
+      this.runtime.releaseTensor(head.logitsTensor);
+      this.runtime.free(head.input);
+      this.runtime.free(head.logitsBlock);
     }
-    await this.run(
-      'head',
-      this.graphs.head,
-      { [GRAPH_IO.head.hidden]: new ort.Tensor('float32', input, [count, 1, hiddenSize]) },
-      { [GRAPH_IO.head.logits]: output.tensor },
-    );
-    return output.data;
+    this.heads.clear();
+    for (const memo of this.cacheTensors) {
+      for (const { key, value } of memo.values()) {
+        this.runtime.releaseTensor(key);
+        this.runtime.releaseTensor(value);
+      }
+    }
+    this.runtime.releaseTensor(this.cosTensor);
+    this.runtime.releaseTensor(this.sinTensor);
+    this.runtime.free(this.rope);
+  }
+
+  private stepBuffers(rows: number, tokens: number): StepBuffers {
+    return new StepBuffers(this.runtime, rows, tokens, this.manifest.dims, this.cache.slotLength, this.plain, this.compute);
+  }
+
+  private headBuffers(count: number) {
+    let head = this.heads.get(count);
+    if (!head) {
+      const { hiddenSize, vocabSize } = this.manifest.dims;
+      const input = this.runtime.allocate(count * hiddenSize * BYTES_PER_ELEMENT[this.compute], 'device');
+      const logitsBlock = this.runtime.allocate(count * vocabSize * 4, 'host');
+      head = {
+        input,
+        inputTensor: this.runtime.tensor(input, 0, this.compute, [count, 1, hiddenSize]),
+        logitsBlock,
+        logits: new Float32Array(logitsBlock.host!, 0, count * vocabSize),
+        logitsTensor: this.runtime.tensor(logitsBlock, 0, 'float32', [count, 1, vocabSize]),
+      };
+      this.heads.set(count, head);
+    }
+    return head;
   }
 
   /** Stores the new keys and values in `buffers` (row i belongs to `sequences[i]`) after each sequence's cached tokens. */
@@ -249,37 +310,39 @@ export class GraphRunner {
 
   /** Copies some rows' hidden states and positions into buffers of their own. */
   private gather(buffers: StepBuffers, current: Side, rows: readonly number[]): StepBuffers {
-    const { dims } = this.manifest;
-    const subset = new StepBuffers(rows.length, buffers.tokens, dims, this.cache.slotLength, false);
-    const width = buffers.tokens * dims.hiddenSize;
+    const subset = new StepBuffers(this.runtime, rows.length, buffers.tokens, this.manifest.dims, this.cache.slotLength, false, this.compute);
+    const bytes = buffers.tokens * buffers.tokenBytes;
     rows.forEach((r, i) => {
-      subset.hidden[0].set(buffers.hidden[current].subarray(r * width, (r + 1) * width), i * width);
+      this.runtime.copy(subset.hidden[0], i * bytes, buffers.hidden[current], r * bytes, bytes);
       for (let t = 0; t < buffers.tokens; t++) subset.positions[i * buffers.tokens + t] = buffers.positions[r * buffers.tokens + t]!;
     });
     return subset;
   }
 
-  /** Tensors over the cache slots `first ..< first + count` of a layer, built once per range. */
-  private cacheTensorsFor(layer: number, first: number, count: number): { key: ort.Tensor; value: ort.Tensor } {
+  /** Tensors over the cache slots `first ..< first + count` of a layer, made once per range. */
+  private cacheTensorsFor(layer: number, first: number, count: number): { key: Tensor; value: Tensor } {
     const memo = this.cacheTensors[layer]!;
     const id = `${first}:${count}`;
     let tensors = memo.get(id);
     if (!tensors) {
       const { numKvHeads, headDim } = this.manifest.dims;
-      const view = this.cache.view(layer, first, count);
       const dims = [count, numKvHeads, this.cache.slotLength, headDim];
-      tensors = { key: new ort.Tensor('float32', view.key, dims), value: new ort.Tensor('float32', view.value, dims) };
+      const offset = first * this.storage.slotBytes;
+      tensors = {
+        key: this.runtime.tensor(this.storage.keys[layer]!, offset, this.compute, dims),
+        value: this.runtime.tensor(this.storage.values[layer]!, offset, this.compute, dims),
+      };
       memo.set(id, tensors);
     }
     return tensors;
   }
 
-  private async run(kind: GraphKind, session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor>): Promise<void> {
+  private async run(kind: GraphKind, session: GraphSession, feeds: Record<string, Tensor>, fetches: Record<string, Tensor>): Promise<void> {
     const started = performance.now();
     try {
-      await session.run(feeds, fetches);
+      await this.runtime.run(session, feeds, fetches);
     } catch (error) {
-      throw new GraphRunError(this.graphs.pathOf(session), kind === 'kvProjection' ? 'key/value projection' : kind, error);
+      throw new GraphRunError(session.path, kind === 'kvProjection' ? 'key/value projection' : kind, error);
     }
     const ms = performance.now() - started;
     this.counters.sessionMs += ms;

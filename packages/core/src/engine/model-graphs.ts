@@ -1,80 +1,97 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import * as ort from 'onnxruntime-node';
-
 import { ModelGraphError } from '../errors.js';
-import { graphIoProblem, type DeclaredGraphValue, type GraphRole } from '../format/graph-shapes.js';
+import { graphIoProblem, type GraphRole } from '../format/graph-shapes.js';
 import type { ModelManifest } from '../format/manifest.js';
+import { createRuntime } from '../runtime/create-runtime.js';
 import { openOnDevice, type Device, type DeviceChoice } from '../runtime/execution-provider.js';
-import { sessionOptions, type SessionSettings } from '../runtime/session-options.js';
-import { keepOnnxRuntimeTelemetryOff } from '../runtime/telemetry.js';
+import type { GraphSession, Runtime, RuntimeName } from '../runtime/runtime.js';
+import type { SessionSettings } from '../runtime/session-options.js';
 
 /**
- * The ONNX Runtime sessions of a model, each checked against the manifest as
- * it opens. Key/value projection graphs are only needed by policies that
- * propagate state, so they open on first use.
+ * The graphs of a model opened on one runtime, each checked against the
+ * manifest as it opens. Key/value projection graphs are only needed by
+ * policies that propagate state, so they open on first use.
  */
 export class ModelGraphs {
-  private readonly kvProjections: (Promise<ort.InferenceSession> | undefined)[];
-  private readonly paths = new Map<ort.InferenceSession, string>();
+  private readonly kvProjections: (Promise<GraphSession> | undefined)[];
 
   private constructor(
     private readonly dir: string,
     private readonly manifest: ModelManifest,
     private readonly settings: SessionSettings,
+    readonly runtime: Runtime,
     readonly choice: DeviceChoice,
-    readonly embed: ort.InferenceSession,
-    readonly layers: ort.InferenceSession[],
-    readonly head: ort.InferenceSession,
+    readonly embed: GraphSession,
+    readonly layers: GraphSession[],
+    readonly head: GraphSession,
   ) {
     this.kvProjections = manifest.graphs.kvProjections.map(() => undefined);
-    const { graphs } = manifest;
-    this.paths.set(embed, join(dir, graphs.embed)).set(head, join(dir, graphs.head));
-    layers.forEach((session, layer) => this.paths.set(session, join(dir, graphs.layers[layer]!)));
   }
 
-  static async open(dir: string, manifest: ModelManifest, device: Device, threads?: number): Promise<ModelGraphs> {
+  static async open(dir: string, manifest: ModelManifest, device: Device, threads: number | undefined, runtimeName: RuntimeName | null): Promise<ModelGraphs> {
     const { graphs } = manifest;
     for (const file of [graphs.embed, graphs.head, ...graphs.layers, ...graphs.kvProjections]) {
       const exists = await stat(join(dir, file)).then((s) => s.isFile(), () => false);
       if (!exists) throw new ModelGraphError(join(dir, file), 'is named by skipgen.json but does not exist');
     }
-    const { value: embed, choice } = await openOnDevice(device, (d) => openSession(join(dir, graphs.embed), { device: d, threads }, d === 'cuda'));
+    const embedPath = join(dir, graphs.embed);
+    const { value, choice } = await openOnDevice(
+      device,
+      async (d) => {
+        const { runtime, fallback } = createRuntime(runtimeName, d);
+        try {
+          const embed = await openSession(runtime, embedPath, { device: d, threads }, d === 'cuda');
+          return { runtime, embed, fallback };
+        } catch (error) {
+          runtime.dispose();
+          throw error;
+        }
+      },
+      undefined,
+      (d) => computeTypeProblem(manifest, d),
+    );
+    const { runtime, embed, fallback } = value;
+    const runtimeChoice: DeviceChoice = {
+      ...choice,
+      runtime: runtime.name,
+      ...(fallback ? { reason: `${choice.reason}; the C API runtime cannot load (${fallback}), using onnxruntime-node's session.run` } : {}),
+    };
     const settings: SessionSettings = { device: choice.device, threads };
-    const opened: ort.InferenceSession[] = [embed];
+    const opened: GraphSession[] = [embed];
     try {
-      checkGraph(embed, 'embed', join(dir, graphs.embed), manifest);
-      const head = await openSession(join(dir, graphs.head), settings);
+      checkGraph(embed, 'embed', manifest);
+      const head = await openSession(runtime, join(dir, graphs.head), settings);
       opened.push(head);
-      checkGraph(head, 'head', join(dir, graphs.head), manifest);
-      const layers: ort.InferenceSession[] = [];
+      checkGraph(head, 'head', manifest);
+      const layers: GraphSession[] = [];
       for (const file of graphs.layers) {
-        const session = await openSession(join(dir, file), settings);
+        const session = await openSession(runtime, join(dir, file), settings);
         opened.push(session);
-        checkGraph(session, 'layer', join(dir, file), manifest);
+        checkGraph(session, 'layer', manifest);
         layers.push(session);
       }
-      return new ModelGraphs(dir, manifest, settings, choice, embed, layers, head);
+      return new ModelGraphs(dir, manifest, settings, runtime, runtimeChoice, embed, layers, head);
     } catch (error) {
-      await Promise.all(opened.map((s) => s.release()));
+      await Promise.all(opened.map((s) => runtime.release(s)));
+      runtime.dispose();
       throw error;
     }
   }
 
   /** The key/value projection of `layer`, opened (and checked) on first use. */
-  kvProjection(layer: number): Promise<ort.InferenceSession> {
+  kvProjection(layer: number): Promise<GraphSession> {
     let session = this.kvProjections[layer];
     if (!session) {
       const path = join(this.dir, this.manifest.graphs.kvProjections[layer]!);
-      session = openSession(path, this.settings).then(async (opened) => {
+      session = openSession(this.runtime, path, this.settings).then(async (opened) => {
         try {
-          checkGraph(opened, 'kvProjection', path, this.manifest);
+          checkGraph(opened, 'kvProjection', this.manifest);
         } catch (error) {
-          await opened.release();
+          await this.runtime.release(opened);
           throw error;
         }
-        this.paths.set(opened, path);
         return opened;
       });
       this.kvProjections[layer] = session;
@@ -82,23 +99,33 @@ export class ModelGraphs {
     return session;
   }
 
-  /** The file a session was opened from, for errors that name it. */
-  pathOf(session: ort.InferenceSession): string {
-    return this.paths.get(session)!;
-  }
-
   async release(): Promise<void> {
     // A projection that failed its check was released when it failed.
-    const opened = this.kvProjections.filter((p): p is Promise<ort.InferenceSession> => p !== undefined).map((p) => p.catch(() => undefined));
-    const kv = (await Promise.all(opened)).filter((s): s is ort.InferenceSession => s !== undefined);
-    await Promise.all([this.embed, this.head, ...this.layers, ...kv].map((s) => s.release()));
+    const opened = this.kvProjections.filter((p): p is Promise<GraphSession> => p !== undefined).map((p) => p.catch(() => undefined));
+    const kv = (await Promise.all(opened)).filter((s): s is GraphSession => s !== undefined);
+    await Promise.all([this.embed, this.head, ...this.layers, ...kv].map((s) => this.runtime.release(s)));
+    this.runtime.dispose();
   }
 }
 
-async function openSession(path: string, settings: SessionSettings, quiet = false): Promise<ort.InferenceSession> {
-  keepOnnxRuntimeTelemetryOff();
+/**
+ * Why the model cannot run on a device, or null. CUDA's GroupQueryAttention
+ * kernels are float16/bfloat16 only, and ONNX Runtime's CPU kernels compute
+ * the layers in float32, so a model converted for one does not run on the other.
+ */
+export function computeTypeProblem(manifest: ModelManifest, device: 'cpu' | 'cuda'): string | null {
+  if (device === 'cuda' && manifest.computeType !== 'float16') {
+    return "the model computes in float32, and ONNX Runtime's CUDA GroupQueryAttention has float16 kernels only; convert it with --compute float16 for CUDA";
+  }
+  if (device === 'cpu' && manifest.computeType === 'float16') {
+    return 'the model computes in float16 for CUDA; convert it with --compute float32 (the default) for the CPU';
+  }
+  return null;
+}
+
+async function openSession(runtime: Runtime, path: string, settings: SessionSettings, quiet = false): Promise<GraphSession> {
   try {
-    return await ort.InferenceSession.create(path, sessionOptions(settings, quiet));
+    return await runtime.open(path, settings, quiet);
   } catch (error) {
     if (settings.device === 'cuda') throw error;
     throw new ModelGraphError(path, `ONNX Runtime cannot load this graph (${String((error as Error).message).split('\n')[0]})`);
@@ -106,9 +133,8 @@ async function openSession(path: string, settings: SessionSettings, quiet = fals
 }
 
 /** Throws `ModelGraphError` unless the graph's declared inputs and outputs are what the manifest says a graph of `role` binds. */
-function checkGraph(session: ort.InferenceSession, role: GraphRole, path: string, manifest: ModelManifest): void {
-  const declared = (values: readonly ort.InferenceSession.ValueMetadata[]): DeclaredGraphValue[] =>
-    values.map((v) => (v.isTensor ? { name: v.name, isTensor: true, type: v.type, shape: v.shape } : { name: v.name, isTensor: false }));
-  const problem = graphIoProblem(role, manifest, declared(session.inputMetadata), declared(session.outputMetadata));
-  if (problem) throw new ModelGraphError(path, problem);
+function checkGraph(session: GraphSession, role: GraphRole, manifest: ModelManifest): void {
+  const problem = graphIoProblem(role, manifest, session.inputs, session.outputs);
+  if (problem) throw new ModelGraphError(session.path, problem);
 }
+

@@ -91,14 +91,13 @@ describe.each(['llama-12-layer', 'llama-head-dim-12'] as const)('Engine.verify a
     try {
       await engine.prefill(sequence, prompt);
       await engine.verify(sequence, generated);
-      const view = cache.view(0, sequence.slot.index, 1);
-      const kept = view.key.slice();
+      const kept = cache.storage.read(0, sequence.slot.index, cache.slotLength).key;
       const inUse = cache.memory.bytesInUse;
       engine.rollback(sequence, prompt.length + 1);
       expect(sequence.length).toBe(prompt.length + 1);
       expect(sequence.decoded).toBe(1);
       expect(cache.memory.bytesInUse).toBe(inUse - (generated.length - 1) * cache.memory.bytesPerToken);
-      expect(cache.view(0, sequence.slot.index, 1).key).toEqual(kept);
+      expect(cache.storage.read(0, sequence.slot.index, cache.slotLength).key).toEqual(kept);
       for (const bad of [-1, 1.5, prompt.length + 2]) expect(() => engine.rollback(sequence, bad)).toThrow(InvalidRequestError);
       expect(sequence.length).toBe(prompt.length + 1);
     } finally {

@@ -5,38 +5,40 @@
  *
  * Shapes use B = batch rows, S = new tokens per row, M = cache slot length,
  * P = rows of the RoPE table, H = hidden size, Hkv = key/value heads, D = head size.
+ * "compute type" is the manifest's `computeType` (float32, or float16 for
+ * CUDA); every float value is that type except the head's logits, always float32.
  */
 export const GRAPH_IO = {
   embed: {
     /** int64 [B, S] */
     inputIds: 'input_ids',
-    /** float32 [B, S, H] */
+    /** compute type [B, S, H] */
     hidden: 'hidden',
   },
   layer: {
-    /** float32 [B, S, H] */
+    /** compute type [B, S, H] */
     hidden: 'hidden',
     /** int64 [B, S]: absolute position of each new token, indexing the RoPE table */
     positionIds: 'position_ids',
-    /** float32 [P, D/2] */
+    /** compute type [P, D/2] */
     cosCache: 'cos_cache',
-    /** float32 [P, D/2] */
+    /** compute type [P, D/2] */
     sinCache: 'sin_cache',
-    /** float32 [B, Hkv, M, D]: the cache slots of the batch rows */
+    /** compute type [B, Hkv, M, D]: the cache slots of the batch rows */
     pastKey: 'past_key',
     pastValue: 'past_value',
     /** int32 [B]: tokens in each row after this step, minus one (group-query-attention only) */
     seqlensK: 'seqlens_k',
     /** int32 scalar: the longest row after this step (group-query-attention only) */
     totalSequenceLength: 'total_sequence_length',
-    /** float32 [B, S, M + S]: 0 where a new token may attend, -inf elsewhere (plain attention only) */
+    /** compute type [B, S, M + S]: 0 where a new token may attend, -inf elsewhere (plain attention only) */
     attentionBias: 'attention_bias',
-    /** float32 [B, S, H] */
+    /** compute type [B, S, H] */
     hiddenOut: 'hidden_out',
-    /** float32 [B, Hkv, M, D]: the same buffers as past_*, appended in place (group-query-attention only) */
+    /** compute type [B, Hkv, M, D]: the same buffers as past_*, appended in place (group-query-attention only) */
     presentKey: 'present_key',
     presentValue: 'present_value',
-    /** float32 [B, Hkv, S, D]: the new tokens' keys and values, for the engine to store (plain attention only) */
+    /** compute type [B, Hkv, S, D]: the new tokens' keys and values, for the engine to store (plain attention only) */
     newKey: 'new_key',
     newValue: 'new_value',
   },
@@ -45,14 +47,14 @@ export const GRAPH_IO = {
     positionIds: 'position_ids',
     cosCache: 'cos_cache',
     sinCache: 'sin_cache',
-    /** float32 [B, Hkv, S, D] */
+    /** compute type [B, Hkv, S, D] */
     newKey: 'new_key',
     newValue: 'new_value',
   },
   head: {
-    /** float32 [B, S, H] */
+    /** compute type [B, S, H] */
     hidden: 'hidden',
-    /** float32 [B, S, V] */
+    /** float32 [B, S, V], whatever the compute type (the head casts to float32 last) */
     logits: 'logits',
   },
 } as const;

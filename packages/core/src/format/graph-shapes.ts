@@ -7,25 +7,28 @@ export type GraphRole = 'embed' | 'layer' | 'kvProjection' | 'head';
 /** A graph input or output the engine binds: its element type and shape, null where any size goes. */
 export interface ExpectedValue {
   name: string;
-  type: 'float32' | 'int64' | 'int32';
+  type: 'float32' | 'float16' | 'int64' | 'int32';
   shape: readonly (number | null)[];
 }
 
 /**
  * The inputs and outputs the engine binds for a graph of `role`, with the
  * sizes the manifest fixes (hidden size, vocabulary, key/value heads, head
- * size); batch rows, tokens and cache positions may be any size.
+ * size); batch rows, tokens and cache positions may be any size. Every float
+ * value is the manifest's `computeType` except the head's logits, which are
+ * float32 whatever the graphs compute in.
  */
 export function expectedGraphIo(role: GraphRole, manifest: ModelManifest): { inputs: ExpectedValue[]; outputs: ExpectedValue[] } {
   const { hiddenSize: h, vocabSize: v, numKvHeads: kv, headDim: d } = manifest.dims;
-  const hidden = (name: string): ExpectedValue => ({ name, type: 'float32', shape: [null, null, h] });
-  const keysOrValues = (name: string): ExpectedValue => ({ name, type: 'float32', shape: [null, kv, null, d] });
+  const float = manifest.computeType;
+  const hidden = (name: string): ExpectedValue => ({ name, type: float, shape: [null, null, h] });
+  const keysOrValues = (name: string): ExpectedValue => ({ name, type: float, shape: [null, kv, null, d] });
   const io = GRAPH_IO.layer;
   const positional: ExpectedValue[] = [
     hidden(io.hidden),
     { name: io.positionIds, type: 'int64', shape: [null, null] },
-    { name: io.cosCache, type: 'float32', shape: [null, d / 2] },
-    { name: io.sinCache, type: 'float32', shape: [null, d / 2] },
+    { name: io.cosCache, type: float, shape: [null, d / 2] },
+    { name: io.sinCache, type: float, shape: [null, d / 2] },
   ];
   switch (role) {
     case 'embed':
@@ -38,7 +41,7 @@ export function expectedGraphIo(role: GraphRole, manifest: ModelManifest): { inp
       const past = [keysOrValues(io.pastKey), keysOrValues(io.pastValue)];
       if (manifest.attention === 'plain') {
         return {
-          inputs: [...positional, ...past, { name: io.attentionBias, type: 'float32', shape: [null, null, null] }],
+          inputs: [...positional, ...past, { name: io.attentionBias, type: float, shape: [null, null, null] }],
           outputs: [hidden(io.hiddenOut), keysOrValues(io.newKey), keysOrValues(io.newValue)],
         };
       }

@@ -33,8 +33,20 @@ export const modelManifestSchema = z
     format: z.literal('skipgen-model'),
     formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
     architecture: z.enum(['llama', 'qwen2', 'qwen3']),
-    /** Element type of the stored weights; the CPU graphs compute in float32 either way. */
+    /** Element type of the stored weights. With `computeType` float32 the graphs cast float16 weights to float32 (folded at load). */
     weightType: z.enum(['float32', 'float16']),
+    /**
+     * Element type the graphs compute in and exchange with the engine: the
+     * hidden states, RoPE tables, keys and values (past, present and new) and
+     * attention bias of every graph are this type; only the head's `logits`
+     * are always float32. `float32` (the default, and what manifests written
+     * before this field existed mean) is what ONNX Runtime's CPU kernels
+     * compute in. `float16` is for the CUDA execution provider, whose
+     * GroupQueryAttention kernels exist for float16 and bfloat16 only, so it
+     * needs `attention: 'group-query-attention'` (`@skipgen/convert` also
+     * stores its weights as float16).
+     */
+    computeType: z.enum(['float32', 'float16']).default('float32'),
     dims: z.object({
       hiddenSize: positiveInt,
       intermediateSize: positiveInt,
@@ -90,6 +102,9 @@ export const modelManifestSchema = z
     }
     if (m.attention === 'group-query-attention' && dims.headDim % 8 !== 0) {
       ctx.addIssue({ code: 'custom', path: ['attention'], message: `group-query-attention needs headDim % 8 == 0, got ${dims.headDim}` });
+    }
+    if (m.computeType === 'float16' && m.attention !== 'group-query-attention') {
+      ctx.addIssue({ code: 'custom', path: ['computeType'], message: `float16 compute needs attention 'group-query-attention', got '${m.attention}'` });
     }
   });
 

@@ -38,7 +38,9 @@ describe('Model.generate and Model.stream', () => {
       return row[token]! - max - Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0));
     });
     score.logProbs.forEach((lp, i) => expect(lp).toBeCloseTo(expected[i]!, 4));
-    expect(score.perplexity).toBeCloseTo(Math.exp(-expected.reduce((a, b) => a + b) / expected.length), 3);
+    // A random model's perplexity is in the thousands: compare relatively.
+    const referencePerplexity = Math.exp(-expected.reduce((a, b) => a + b) / expected.length);
+    expect(Math.abs(score.perplexity / referencePerplexity - 1)).toBeLessThan(1e-5);
     expect(score.layersPerToken).toBe(2);
   });
 

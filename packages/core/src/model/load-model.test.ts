@@ -8,6 +8,7 @@ import { kvCache } from '@skipgen/kv-cache';
 import { convertPreset, expectFailure, writeReshapeGraph, type ConvertedPreset } from '@skipgen/test-kit';
 
 import {
+  ComputeTypeMismatchError,
   CudaUnavailableError,
   GraphRunError,
   InvalidRequestError,
@@ -46,7 +47,7 @@ describe('loadModel', () => {
 
   it('loads a converted model on the CPU and reports why', async () => {
     const model = await loadModel(preset.dir, { kvCache: kvCache(), device: 'cpu' });
-    expect(model.device).toEqual({ device: 'cpu', reason: 'requested cpu' });
+    expect(model.device).toEqual({ device: 'cpu', reason: 'requested cpu', runtime: 'c-api' });
     expect(model.manifest.dims.numLayers).toBe(3);
     expect(model.tokenizer).toBeNull();
     const result = await model.generate([1, 5, 9], { maxNewTokens: 4 });
@@ -63,10 +64,43 @@ describe('loadModel', () => {
   });
 
   it('cuda fails with install instructions when the provider cannot load', async () => {
-    const error = await loadModel(preset.dir, { kvCache: kvCache(), device: 'cuda' }).catch((e: unknown) => e);
+    const forCuda = await copyModel('for-cuda', (m) => Object.assign(m, { computeType: 'float16', weightType: 'float16' }));
+    const error = await loadModel(forCuda, { kvCache: kvCache(), device: 'cuda' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CudaUnavailableError);
-    expect((error as Error).message).toContain('--onnxruntime-node-install=cuda12');
-    expect((error as Error).message).toContain("device: 'auto'");
+    expect((error as Error).message).toContain("run 'skipgen cuda-setup'");
+    expect((error as Error).message).toContain('CUDA 13');
+    expect((error as Error).message).toContain("device 'auto'");
+  });
+
+  it('a model converted for one device is refused on the other, saying how to convert it', async () => {
+    await expect(loadModel(preset.dir, { kvCache: kvCache(), device: 'cuda' })).rejects.toThrow(
+      new ComputeTypeMismatchError(
+        "cannot run on CUDA: the model computes in float32, and ONNX Runtime's CUDA GroupQueryAttention has float16 kernels only; convert it with --compute float16 for CUDA",
+      ),
+    );
+    const forCuda = await copyModel('for-cuda-on-cpu', (m) => Object.assign(m, { computeType: 'float16', weightType: 'float16' }));
+    await expect(loadModel(forCuda, { kvCache: kvCache(), device: 'cpu' })).rejects.toThrow(
+      new ComputeTypeMismatchError('cannot run on the CPU: the model computes in float16 for CUDA; convert it with --compute float32 (the default) for the CPU'),
+    );
+    await expect(loadModel(forCuda, { kvCache: kvCache(), device: 'auto' })).rejects.toThrow(ComputeTypeMismatchError);
+  });
+
+  it('runs on onnxruntime-node when asked by option or environment, and refuses an unknown runtime', async () => {
+    const model = await loadModel(preset.dir, { kvCache: kvCache(), runtime: 'onnxruntime-node' });
+    expect(model.device.runtime).toBe('onnxruntime-node');
+    await model.dispose();
+    process.env.SKIPGEN_RUNTIME = 'onnxruntime-node';
+    try {
+      const fromEnv = await loadModel(preset.dir, { kvCache: kvCache() });
+      expect(fromEnv.device.runtime).toBe('onnxruntime-node');
+      await fromEnv.dispose();
+      process.env.SKIPGEN_RUNTIME = 'napi';
+      await expect(loadModel(preset.dir, { kvCache: kvCache() })).rejects.toThrow(
+        new InvalidRequestError('SKIPGEN_RUNTIME', "must be 'c-api' or 'onnxruntime-node', got 'napi'"),
+      );
+    } finally {
+      delete process.env.SKIPGEN_RUNTIME;
+    }
   });
 
   it('rejects a directory that is not a model', async () => {

@@ -8,6 +8,9 @@ import { ModelGraphs } from '../engine/model-graphs.js';
 import { InvalidRequestError, ModelDirectoryError, shown } from '../errors.js';
 import { MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from '../format/manifest.js';
 import type { Device } from '../runtime/execution-provider.js';
+import { requestedRuntime } from '../runtime/create-runtime.js';
+import type { RuntimeName } from '../runtime/runtime.js';
+import { runtimeKvMemory } from '../cache/kv-storage.js';
 import { soloScheduler, type SchedulerFactory } from '../generation/scheduler.js';
 import { TextTokenizer } from '../tokenizer/text-tokenizer.js';
 import { Model } from './model.js';
@@ -18,6 +21,12 @@ export interface LoadModelOptions {
   kvCache: KvCacheFactory;
   /** Execution provider: `cpu` (default), `cuda`, or `auto` (CUDA when it loads, else CPU). */
   device?: Device;
+  /**
+   * How ONNX Runtime is driven: `c-api` (default; its C API with IO binding,
+   * no copies per step) or `onnxruntime-node` (its `session.run`, CPU only).
+   * Default: the `SKIPGEN_RUNTIME` environment variable, else `c-api`.
+   */
+  runtime?: RuntimeName;
   /** Intra-op threads per ONNX Runtime session, 1 to 4 per core; default one per core. */
   threads?: number;
   /** Prompt tokens per prefill step; longer prompts run in chunks. Default 256. */
@@ -54,8 +63,9 @@ export async function loadModel(dir: string, options: LoadModelOptions): Promise
   if (options?.scheduler && options.scheduler.specificationVersion !== 'v1') {
     throw new InvalidRequestError('scheduler', `implements specificationVersion ${String(options.scheduler.specificationVersion)}; this @skipgen/core reads v1`);
   }
-  if (options?.kvCache?.specificationVersion !== 'v1') {
-    throw new InvalidRequestError('kvCache', "is required: pass kvCache() from '@skipgen/kv-cache' (a cache implementing KvCache v1)");
+  if (options?.kvCache?.specificationVersion !== 'v2') {
+    const found = options?.kvCache ? ` (this one implements ${String(options.kvCache.specificationVersion)}; update @skipgen/kv-cache)` : '';
+    throw new InvalidRequestError('kvCache', `is required: pass kvCache() from '@skipgen/kv-cache' (a cache implementing KvCache v2)${found}`);
   }
   const prefillChunkTokens = options.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK;
   if (!Number.isInteger(prefillChunkTokens) || prefillChunkTokens < 1) {
@@ -73,15 +83,17 @@ export async function loadModel(dir: string, options: LoadModelOptions): Promise
   const manifest = await readManifest(root);
   await refuseLinksOutside(root, manifest);
   const tokenizer = manifest.tokenizer ? await TextTokenizer.load(root, manifest.tokenizer) : null;
+  const runtime = requestedRuntime(options.runtime);
   const { dims } = manifest;
-  const cache = options.kvCache.create({
-    numLayers: dims.numLayers,
-    numKvHeads: dims.numKvHeads,
-    headDim: dims.headDim,
-    maxPositionEmbeddings: dims.maxPositionEmbeddings,
-  });
-  const graphs = await ModelGraphs.open(root, manifest, options.device ?? 'cpu', threads);
-  return new Model(root, manifest, graphs.choice, tokenizer, new Engine(graphs, manifest, cache), graphs, prefillChunkTokens, options.scheduler ?? soloScheduler());
+  const graphs = await ModelGraphs.open(root, manifest, options.device ?? 'cpu', threads, runtime);
+  try {
+    const layout = { numLayers: dims.numLayers, numKvHeads: dims.numKvHeads, headDim: dims.headDim };
+    const cache = options.kvCache.create({ ...layout, maxPositionEmbeddings: dims.maxPositionEmbeddings }, runtimeKvMemory(graphs.runtime, layout, manifest.computeType));
+    return new Model(root, manifest, graphs.choice, tokenizer, new Engine(graphs, manifest, cache), graphs, prefillChunkTokens, options.scheduler ?? soloScheduler());
+  } catch (error) {
+    await graphs.release();
+    throw error;
+  }
 }
 
 /** Reads and validates `skipgen.json`. */

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { CudaUnavailableError } from '../errors.js';
+import { ComputeTypeMismatchError, CudaUnavailableError } from '../errors.js';
 import { cudaProviderMissing, openOnDevice } from './execution-provider.js';
 
 /** Opens "sessions" that succeed or fail per device, to drive the selection logic through every branch. */
@@ -54,10 +54,21 @@ describe('openOnDevice', () => {
     await expect(openOnDevice('cuda', open, () => null)).rejects.toThrow(CudaUnavailableError);
   });
 
-  it('a graph that fails on every device reports the CPU error, not a CUDA one', async () => {
+  it('a graph that fails on every device: cuda says what CUDA reported, auto reports the CPU error', async () => {
     const { open } = opener({ cpu: false, cuda: false });
-    await expect(openOnDevice('cuda', open, () => null)).rejects.toThrow('cpu failed to load');
+    await expect(openOnDevice('cuda', open, () => null)).rejects.toThrow('cannot be loaded (cuda failed to load)');
     await expect(openOnDevice('auto', open, () => null)).rejects.toThrow('cpu failed to load');
+  });
+
+  it('a model converted for one device is refused on the other before anything opens', async () => {
+    const { open, attempts } = opener({ cpu: true, cuda: true });
+    const forCuda = (device: 'cpu' | 'cuda') => (device === 'cpu' ? 'computes in float16' : null);
+    const forCpu = (device: 'cpu' | 'cuda') => (device === 'cuda' ? 'computes in float32' : null);
+    await expect(openOnDevice('cpu', open, () => null, forCuda)).rejects.toThrow(new ComputeTypeMismatchError('cannot run on the CPU: computes in float16'));
+    await expect(openOnDevice('cuda', open, () => null, forCpu)).rejects.toThrow(new ComputeTypeMismatchError('cannot run on CUDA: computes in float32'));
+    const { choice } = await openOnDevice('auto', open, () => null, forCpu);
+    expect(choice).toEqual({ device: 'cpu', reason: 'requested auto; CUDA is unavailable (computes in float32), using the CPU' });
+    expect(attempts).toEqual(['cpu']);
   });
 
   it('looks for the CUDA provider library inside the onnxruntime-node package', () => {

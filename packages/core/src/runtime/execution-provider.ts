@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-import { CudaUnavailableError } from '../errors.js';
+import { ComputeTypeMismatchError, CudaUnavailableError } from '../errors.js';
+import type { RuntimeName } from './runtime.js';
 
 /** Where the graphs run. `auto` takes CUDA when ONNX Runtime's CUDA provider loads, else the CPU. */
 export type Device = 'cpu' | 'cuda' | 'auto';
@@ -11,25 +12,37 @@ export type Device = 'cpu' | 'cuda' | 'auto';
 export interface DeviceChoice {
   device: 'cpu' | 'cuda';
   reason: string;
+  /** How ONNX Runtime is driven (see `RuntimeName`); set once the graphs are open. */
+  runtime?: RuntimeName;
 }
+
+/** Says why a device cannot run the model (converted for another one), or null. */
+export type ComputeProblem = (device: 'cpu' | 'cuda') => string | null;
 
 /**
  * Opens something (the first graph of a model) on the requested device and
- * reports which device it got. When the CUDA provider library is installed,
- * CUDA is tried by creating a real session, the only test that also covers a
- * missing CUDA, cuDNN or GPU. When CUDA fails, the CPU attempt tells a CUDA
- * problem (CPU works) from a broken graph (CPU fails too, and that error is
- * the one thrown).
+ * reports which device it got. When nothing rules CUDA out beforehand (a
+ * missing provider library, a model not converted for it), CUDA is tried by
+ * creating a real session, the only test that also covers a missing CUDA
+ * library or GPU. `auto` then falls back to the CPU, saying why.
  *
  * @param cudaMissing Says why CUDA cannot work without trying, or null to try.
+ * @param computeProblem Says why the model cannot run on a device, or null.
  */
 export async function openOnDevice<T>(
   requested: Device,
   open: (device: 'cpu' | 'cuda') => Promise<T>,
   cudaMissing: () => string | null = cudaProviderMissing,
+  computeProblem: ComputeProblem = () => null,
 ): Promise<{ value: T; choice: DeviceChoice }> {
-  if (requested === 'cpu') return { value: await open('cpu'), choice: { device: 'cpu', reason: 'requested cpu' } };
-  let failure = cudaMissing();
+  if (requested === 'cpu') {
+    const cpuProblem = computeProblem('cpu');
+    if (cpuProblem) throw new ComputeTypeMismatchError(`cannot run on the CPU: ${cpuProblem}`);
+    return { value: await open('cpu'), choice: { device: 'cpu', reason: 'requested cpu' } };
+  }
+  const mismatch = computeProblem('cuda');
+  if (mismatch && requested === 'cuda') throw new ComputeTypeMismatchError(`cannot run on CUDA: ${mismatch}`);
+  let failure = mismatch ?? cudaMissing();
   if (failure === null) {
     try {
       const value = await open('cuda');
@@ -38,8 +51,10 @@ export async function openOnDevice<T>(
       failure = String((error as Error)?.message ?? error).split('\n')[0]!.trim();
     }
   }
-  const value = await open('cpu');
   if (requested === 'cuda') throw new CudaUnavailableError(failure);
+  const cpuProblem = computeProblem('cpu');
+  if (cpuProblem) throw new ComputeTypeMismatchError(`requested auto; CUDA is unavailable (${failure}), and the CPU cannot run it: ${cpuProblem}`);
+  const value = await open('cpu');
   return { value, choice: { device: 'cpu', reason: `requested auto; CUDA is unavailable (${failure}), using the CPU` } };
 }
 
