@@ -89,16 +89,52 @@ describe('the skipgen CLI (built)', () => {
   });
 
   it('bench --json reports every policy against full depth, with the fields other tools read', async () => {
-    const { stdout, code } = await skipgen('bench', '--model', model, '--trained', '--targets', '2', '--batch', '1,2', '--repeats', '1', '--new-tokens', '6', '--prompt-tokens', '4', '--json');
-    expect(code).toBe(0);
-    const rows = JSON.parse(stdout) as Record<string, unknown>[];
+    const { stdout, stderr, code } = await skipgen(
+      'bench', '--model', model, '--trained', '--targets', '2', '--batch', '1,2', '--repeats', '1', '--new-tokens', '6', '--prompt-tokens', '4', '--bandwidth-mib', '16', '--json',
+    );
+    expect(code, stderr).toBe(0);
+    const rows = JSON.parse(stdout) as Record<string, number>[];
     expect(rows.map((r) => `${String(r.batch)}:${String(r.policy)}`)).toEqual(['1:full', '1:unified', '1:skipdecode', '1:early-exit', '2:full', '2:unified', '2:skipdecode', '2:early-exit']);
+    const fields = ['model', 'policy', 'target', 'batch', 'layersPerToken', 'tokensPerSecond', 'realSpeedup', 'idealSpeedup', 'slotTokens', 'weightBytesPerToken', 'bandwidthGBps', 'rooflineMs', 'rooflineFraction'];
     for (const row of rows) {
-      for (const field of ['model', 'policy', 'target', 'batch', 'layersPerToken', 'tokensPerSecond', 'realSpeedup', 'idealSpeedup']) expect(row).toHaveProperty(field);
+      for (const field of fields) expect(row).toHaveProperty(field);
       expect(row.tokensPerSecond).toBeGreaterThan(0);
+      // The kvCache() default: min(max_position_embeddings 512, 4096).
+      expect(row.slotTokens).toBe(512);
+      // Measured in this run, one value for every row; the roofline is weights per token at that bandwidth.
+      expect(row.bandwidthGBps).toBe(rows[0]!.bandwidthGBps);
+      expect(row.bandwidthGBps).toBeGreaterThan(0);
+      expect(row.rooflineMs).toBeCloseTo(row.weightBytesPerToken! / (row.bandwidthGBps! * 1e6), 9);
+      expect(row.rooflineFraction).toBeCloseTo(row.rooflineMs! / (1000 / row.tokensPerSecond!), 9);
     }
     expect(rows[0]).toMatchObject({ policy: 'full', realSpeedup: 1, idealSpeedup: 1, layersPerToken: 5 });
     expect(rows[1]).toMatchObject({ policy: 'unified', target: 2, layersPerToken: 2 });
+    // Unified 2x reads 2 of the 5 layers' weights; batch 2 reads them once for both rows.
+    expect(rows[1]!.weightBytesPerToken).toBeLessThan(rows[0]!.weightBytesPerToken!);
+    expect(rows[4]!.weightBytesPerToken).toBeLessThan(rows[0]!.weightBytesPerToken!);
+    expect(stderr).toMatch(/^memory bandwidth: [\d.]+ GB\/s \(ONNX Runtime ReduceSum over 16 MiB of float32 on the CPU/m);
+    expect(stderr).toContain(`${model}: KV-cache slots of 512 tokens (the kvCache() default)`);
+  });
+
+  it('bench --slot-tokens sets the slot length, in the header and the rows, and refuses one shorter than the run needs', async () => {
+    const args = ['bench', '--model', model, '--targets', '2', '--batch', '1,2', '--repeats', '1', '--new-tokens', '6', '--prompt-tokens', '4', '--bandwidth-mib', '16'];
+    // Batch 2: the second row starts ceil(5 / 2) = 3 tokens later, so the run needs 4 + 6 + 3 tokens.
+    const short = await skipgen(...args, '--slot-tokens', '12');
+    expect(short.code).toBe(1);
+    expect(short.stderr).toContain(
+      "InvalidRequestError: --slot-tokens: 12 tokens cannot hold this run's longest sequence, 13 tokens (prompt, new tokens and the batch stagger); give at least 13",
+    );
+    expect(short.stderr).not.toContain('    at ');
+    const { stdout, stderr, code } = await skipgen(...args, '--slot-tokens', '13');
+    expect(code, stderr).toBe(0);
+    expect(stdout).toContain(`${model}: KV-cache slots of 13 tokens (--slot-tokens 13)`);
+    expect(stdout).toContain('| % of roofline |');
+    const json = await skipgen(...args, '--slot-tokens', '64', '--batch', '1', '--json');
+    expect(json.code, json.stderr).toBe(0);
+    for (const row of JSON.parse(json.stdout) as { slotTokens: number }[]) expect(row.slotTokens).toBe(64);
+    const contexts = await skipgen('bench', '--model', model, '--contexts', '8', '--repeats', '1', '--slot-tokens', '20');
+    expect(contexts.code).toBe(1);
+    expect(contexts.stderr).toContain("--slot-tokens: 20 tokens cannot hold this run's longest sequence, 24 tokens (the longest context and the new tokens)");
   });
 
   it('bench --speculative races full depth, skipping alone and speculative decoding, which keeps full depth\'s ids', async () => {
@@ -307,6 +343,31 @@ describe('the skipgen CLI (built)', () => {
       expect(refused.stderr).not.toContain('    at ');
       const allowed = await skipgen('convert', hf, join(root, 'linked-out'), '--allow-symlinks-into', store);
       expect(allowed.code, allowed.stderr).toBe(0);
+    });
+
+    it('--compute float16 writes float16-compute graphs and says so; a plain-attention model or --dtype fp32 with it is refused in one line', async () => {
+      const hf = join(root, 'compute-hf');
+      await writeCheckpoint(hf, presets['llama-tied']);
+      const half = await skipgen('convert', hf, join(root, 'compute-out'), '--compute', 'float16');
+      expect(half.code, half.stderr).toBe(0);
+      expect(half.stdout).toContain('(float16 weights, float16 compute)');
+      expect(half.stdout).toContain('--device cuda');
+      expect(JSON.parse(readFileSync(join(root, 'compute-out', 'skipgen.json'), 'utf8'))).toMatchObject({ computeType: 'float16', weightType: 'float16' });
+      const full = await skipgen('convert', hf, join(root, 'compute-out-32'));
+      expect(full.stdout).toContain('(float32 weights, float32 compute)');
+
+      const conflicting = await skipgen('convert', hf, join(root, 'compute-out-conflict'), '--compute', 'float16', '--dtype', 'fp32');
+      expect(conflicting.code).toBe(1);
+      expect(conflicting.stderr).toMatch(/^InvalidConvertOptionsError: option dtype: 'fp32' cannot go with compute 'float16'/);
+      const plainHf = join(root, 'compute-hf-12');
+      await writeCheckpoint(plainHf, presets['llama-head-dim-12']);
+      const plain = await skipgen('convert', plainHf, join(root, 'compute-out-12'), '--compute', 'float16');
+      expect(plain.code).toBe(1);
+      expect(plain.stderr).toMatch(/^UnsupportedComputeTypeError: .*head size 12 is not a multiple of 8.*convert with --compute float32/);
+      expect(plain.stderr).not.toContain('    at ');
+      const unknown = await skipgen('convert', hf, join(root, 'compute-out-bf16'), '--compute', 'bf16');
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain('Allowed choices are float32, float16');
     });
 
     it('prints what it repaired in the checkpoint\'s generation defaults', async () => {

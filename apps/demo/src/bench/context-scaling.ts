@@ -1,9 +1,8 @@
-import { fullDepth, loadModel, readManifest, type Device } from '@skipgen/core';
-import { kvCache } from '@skipgen/kv-cache';
-
+import { fullDepth, readManifest, type Device } from '@skipgen/core';
 import type { BenchModel } from './bench-models.js';
 import { median } from './cost-model.js';
 import { measureDecode } from './measure-decode.js';
+import { loadBenchModel } from './slot-tokens.js';
 
 /** Cost of a full-depth decode step at one context length. */
 export interface ContextRow {
@@ -16,6 +15,8 @@ export interface ContextRow {
   runtimeMs: number;
   /** Of which the engine's own work: buffers, masks, cache bookkeeping. */
   outsideMs: number;
+  /** Tokens each sequence's KV-cache slot holds in this run. */
+  slotTokens: number;
 }
 
 /**
@@ -25,16 +26,28 @@ export interface ContextRow {
  */
 export async function measureContexts(
   benchModel: BenchModel,
-  options: { contexts: number[]; batch: number; newTokens: number; repeats: number; device: Device; threads?: number | undefined },
+  options: {
+    contexts: number[];
+    batch: number;
+    newTokens: number;
+    repeats: number;
+    device: Device;
+    threads?: number | undefined;
+    /** Tokens each KV-cache slot holds (`--slot-tokens`); default: what `kvCache()` gives by default. */
+    slotTokens?: number | undefined;
+  },
 ): Promise<ContextRow[]> {
   const limit = (await readManifest(benchModel.dir)).dims.maxPositionEmbeddings - options.newTokens;
   // A context past the model's positional limit is measured at the limit instead.
   const contexts = [...new Set(options.contexts.map((c) => Math.min(c, limit)))];
   const longest = Math.max(...contexts) + options.newTokens;
-  const model = await loadModel(benchModel.dir, {
-    kvCache: kvCache({ maxSequences: options.batch * contexts.length, maxTokens: options.batch * contexts.length * longest }),
+  const { model, slotTokens } = await loadBenchModel(benchModel.dir, {
+    sequences: options.batch * contexts.length,
+    needTokens: longest,
+    needs: 'the longest context and the new tokens',
+    slotTokens: options.slotTokens,
     device: options.device,
-    ...(options.threads ? { threads: options.threads } : {}),
+    threads: options.threads,
   });
   try {
     const steps = contexts.map((): number[] => []);
@@ -54,6 +67,7 @@ export async function measureContexts(
       msPerStep: median(steps[i]!),
       runtimeMs: median(runtime[i]!),
       outsideMs: median(steps[i]!.map((ms, j) => ms - runtime[i]![j]!)),
+      slotTokens,
     }));
     return rows;
   } finally {

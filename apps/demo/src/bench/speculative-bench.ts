@@ -1,11 +1,11 @@
-import { fullDepth, loadModel, type Device, type Model, type SkipPolicy } from '@skipgen/core';
-import { kvCache } from '@skipgen/kv-cache';
+import { fullDepth, type Device, type Model, type SkipPolicy } from '@skipgen/core';
 import { layersForSpeedup, unified } from '@skipgen/policy-unified';
 import { speculative, type DraftTokens } from '@skipgen/speculative';
 
 import type { BenchModel } from './bench-models.js';
 import { median } from './cost-model.js';
 import { benchPrompt } from './measure-decode.js';
+import { loadBenchModel } from './slot-tokens.js';
 
 export interface SpeculativeBenchOptions {
   targets: number[];
@@ -15,6 +15,8 @@ export interface SpeculativeBenchOptions {
   newTokens: number;
   repeats: number;
   device: Device;
+  /** Tokens the KV-cache slot holds (`--slot-tokens`); default: what `kvCache()` gives by default. */
+  slotTokens?: number | undefined;
   log: (line: string) => void;
 }
 
@@ -31,6 +33,8 @@ export interface SpeculativeRow {
   tokensPerVerifyStep: number | null;
   /** The ids equal full depth's on every prompt. */
   sameAsFullDepth: boolean;
+  /** Tokens the sequence's KV-cache slot holds in this run. */
+  slotTokens: number;
 }
 
 interface Lane {
@@ -47,8 +51,12 @@ interface Lane {
  * Prompts are the model's own full-depth samples (in-distribution text).
  */
 export async function runSpeculativeBench(benchModel: BenchModel, options: SpeculativeBenchOptions): Promise<SpeculativeRow[]> {
-  const model = await loadModel(benchModel.dir, {
-    kvCache: kvCache({ maxSequences: 1, maxTokens: options.promptTokens + options.newTokens + 16 }),
+  const { model, slotTokens } = await loadBenchModel(benchModel.dir, {
+    sequences: 1,
+    // Verification writes up to a draft's length past the accepted tokens.
+    needTokens: options.promptTokens + options.newTokens + 16,
+    needs: 'prompt, new tokens and 16 for drafts',
+    slotTokens: options.slotTokens,
     device: options.device,
   });
   try {
@@ -97,6 +105,7 @@ export async function runSpeculativeBench(benchModel: BenchModel, options: Specu
       acceptanceRate: mean(outputs[i]!.map((o) => o.acceptanceRate)),
       tokensPerVerifyStep: mean(outputs[i]!.map((o) => o.tokensPerVerifyStep)),
       sameAsFullDepth: outputs[i]!.every((o, p) => o.ids.join() === outputs[0]![p]!.ids.join()),
+      slotTokens,
     }));
   } finally {
     await model.dispose();

@@ -5,10 +5,12 @@ import { presets, stories260kDir, type PresetName } from '@skipgen/test-models';
 
 import { checkpointModel, presetModel, type BenchModel } from '../bench/bench-models.js';
 import { measureContexts, type ContextRow } from '../bench/context-scaling.js';
-import { runBench, type BenchOptions, type BenchRow } from '../bench/run-bench.js';
+import { measureMemoryBandwidth } from '../bench/memory-bandwidth.js';
+import { benchSlotNeed, runBench, type BenchOptions, type BenchRow } from '../bench/run-bench.js';
+import { benchKvCache } from '../bench/slot-tokens.js';
 import { runSpeculativeBench, type SpeculativeRow } from '../bench/speculative-bench.js';
 import { integer, integerList, integersIn, numberList, threadCount } from '../options/parse.js';
-import { benchTable, contextTable, speculativeTable } from '../report/bench-table.js';
+import { benchHeader, benchTable, contextTable, speculativeTable } from '../report/bench-table.js';
 
 interface BenchFlags {
   model?: string;
@@ -24,6 +26,8 @@ interface BenchFlags {
   contexts?: number[];
   speculative?: boolean;
   draftTokens: number[];
+  slotTokens?: number;
+  bandwidthMib: number;
   json?: boolean;
 }
 
@@ -55,9 +59,19 @@ export function benchCommand(): Command {
     .option('--contexts <lengths>', 'instead: full-depth decode step cost after prompts of these lengths, e.g. 32,1024', integerList)
     .option('--speculative', 'instead: greedy tokens/s of full depth, unified alone, and self-speculative decoding with unified drafts (same ids as full depth)')
     .option('--draft-tokens <list>', 'with --speculative: draft lengths to measure (adaptive is always added)', integersIn(1, 16), [2, 3, 4, 6, 8])
+    .option(
+      '--slot-tokens <n>',
+      "tokens each sequence's KV-cache slot holds (default: what kvCache() gives, min(max_position_embeddings, 4096)); at least prompt + new tokens + the batch stagger",
+      integer(1),
+    )
+    .option('--bandwidth-mib <n>', 'size of the float32 input the memory bandwidth is measured on, for the roofline (larger than any cache)', integer(16, 4096), 256)
     .option('--json', 'print the rows as a JSON array')
     .action(async (flags: BenchFlags) => {
       const log = (line: string) => console.error(line);
+      // The header goes above a table; with --json, stdout is the rows alone.
+      const header = (text: string) => (flags.json ? log(text) : console.log(`${text}\n`));
+      // A slot too short for the policy bench is refused before anything is converted or measured (the other modes check at load).
+      if (!flags.speculative && !flags.contexts) benchKvCache(1, benchSlotNeed(flags.promptTokens, flags.newTokens, Math.max(...flags.batch)), flags.slotTokens);
       const models: BenchModel[] = [];
       if (flags.model) models.push({ name: flags.model, dir: flags.model, trained: flags.trained ?? false });
       if (flags.preset) models.push(await presetModel(flags.preset, log));
@@ -78,10 +92,12 @@ export function benchCommand(): Command {
               newTokens: flags.newTokens,
               repeats: flags.repeats,
               device: flags.device,
+              slotTokens: flags.slotTokens,
               log,
             })),
           );
         }
+        header(benchHeader(rows, { slotTokensFlag: flags.slotTokens }));
         console.log(flags.json ? JSON.stringify(rows, null, 2) : speculativeTable(rows));
         return;
       }
@@ -89,12 +105,26 @@ export function benchCommand(): Command {
         const rows: ContextRow[] = [];
         for (const batch of flags.batch) {
           for (const model of models) {
-            rows.push(...(await measureContexts(model, { contexts: flags.contexts, batch, newTokens: 16, repeats: flags.repeats, device: flags.device, threads: flags.threads })));
+            rows.push(
+              ...(await measureContexts(model, {
+                contexts: flags.contexts,
+                batch,
+                newTokens: 16,
+                repeats: flags.repeats,
+                device: flags.device,
+                threads: flags.threads,
+                slotTokens: flags.slotTokens,
+              })),
+            );
           }
         }
+        header(benchHeader(rows, { slotTokensFlag: flags.slotTokens }));
         console.log(flags.json ? JSON.stringify(rows, null, 2) : contextTable(rows));
         return;
       }
+      // Before any model is loaded, on the threads the model sessions get.
+      log(`measuring memory bandwidth (ReduceSum over ${flags.bandwidthMib} MiB)…`);
+      const bandwidth = await measureMemoryBandwidth({ mebibytes: flags.bandwidthMib, threads: flags.threads, runs: 15 });
       const options: BenchOptions = {
         batches: flags.batch,
         targets: flags.targets,
@@ -104,10 +134,13 @@ export function benchCommand(): Command {
         device: flags.device,
         threads: flags.threads,
         policies: ['unified', 'skipdecode', 'early-exit'],
+        slotTokens: flags.slotTokens,
+        bandwidth,
         log,
       };
       const rows: BenchRow[] = [];
       for (const model of models) rows.push(...(await runBench(model, options)));
+      header(benchHeader(rows, { bandwidth, slotTokensFlag: flags.slotTokens }));
       console.log(flags.json ? JSON.stringify(rows, null, 2) : benchTable(rows));
     });
 }

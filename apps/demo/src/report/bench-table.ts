@@ -1,16 +1,33 @@
 import { markdownTable } from 'markdown-table';
 
 import type { ContextRow } from '../bench/context-scaling.js';
+import type { MemoryBandwidth } from '../bench/memory-bandwidth.js';
 import type { BenchRow } from '../bench/run-bench.js';
 import type { SpeculativeRow } from '../bench/speculative-bench.js';
 
 const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
 
-/** The benchmark rows as a Markdown table, one row per model, batch, policy and target. */
+const percent = (value: number) => (Number.isFinite(value) ? `${(value * 100).toFixed(1)}%` : '–');
+
+/**
+ * The benchmark rows as a Markdown table, one row per model, batch, policy and
+ * target. With a measured bandwidth, the roofline columns: weights read per
+ * token, the memory-bound floor in ms/token, and the measured ms/token as a
+ * share of it.
+ */
 export function benchTable(rows: readonly BenchRow[]): string {
+  const withRoofline = rows.some((r) => Number.isFinite(r.rooflineMs));
+  const roofline = (r: BenchRow) =>
+    withRoofline
+      ? [fixed(r.weightBytesPerToken / 1e6, 1), fixed(1000 / r.tokensPerSecond, 2), fixed(r.rooflineMs, 2), percent(r.rooflineFraction)]
+      : [];
   return markdownTable(
     [
-      ['model', 'batch', 'policy', 'target', 'layers/token', 'tokens/s', 'real speedup', 'ideal speedup', 'efficiency', 'notes'],
+      [
+        'model', 'batch', 'policy', 'target', 'layers/token', 'tokens/s', 'real speedup', 'ideal speedup', 'efficiency',
+        ...(withRoofline ? ['MB read/token', 'ms/token', 'roofline ms/token', '% of roofline'] : []),
+        'notes',
+      ],
       ...rows.map((r) => [
         r.model,
         String(r.batch),
@@ -20,12 +37,37 @@ export function benchTable(rows: readonly BenchRow[]): string {
         fixed(r.tokensPerSecond, 1),
         `${fixed(r.realSpeedup, 2)}x`,
         `${fixed(r.idealSpeedup, 2)}x`,
-        Number.isFinite(r.efficiency) ? `${(r.efficiency * 100).toFixed(1)}%` : '–',
+        percent(r.efficiency),
+        ...roofline(r),
         r.note ?? '',
       ]),
     ],
-    { align: ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'l'] },
+    { align: ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', ...(withRoofline ? ['r', 'r', 'r', 'r'] : []), 'l'] },
   );
+}
+
+/** What a bench table was measured with: the memory bandwidth, and each model's KV-cache slot length. */
+export function benchHeader(
+  rows: readonly { model: string; slotTokens: number }[],
+  settings: { bandwidth?: MemoryBandwidth | null; slotTokensFlag?: number | undefined },
+): string {
+  const lines: string[] = [];
+  const { bandwidth } = settings;
+  if (bandwidth) {
+    const threads = bandwidth.threads === null ? "ONNX Runtime's default intra-op threads (one per core)" : `${bandwidth.threads} intra-op threads`;
+    lines.push(
+      `memory bandwidth: ${bandwidth.gbPerSecond.toFixed(1)} GB/s (ONNX Runtime ReduceSum over ${(bandwidth.bytes / 2 ** 20).toFixed(0)} MiB of float32 on the CPU, ` +
+        `${threads}, median of ${bandwidth.runs} runs)`,
+    );
+  }
+  const flag = settings.slotTokensFlag;
+  const slots = new Map<string, number>();
+  for (const row of rows) if (!slots.has(row.model)) slots.set(row.model, row.slotTokens);
+  for (const [model, slot] of slots) {
+    const source = flag === undefined ? 'the kvCache() default' : slot < flag ? `--slot-tokens ${flag}, capped at the model's max_position_embeddings` : `--slot-tokens ${flag}`;
+    lines.push(`${model}: KV-cache slots of ${slot} tokens (${source})`);
+  }
+  return lines.join('\n');
 }
 
 /** Decode step cost by context length. */
