@@ -4,10 +4,12 @@ import { Command } from 'commander';
 import { KvCacheCapacityError, SkipgenError } from '@skipgen/core';
 
 import { convertCommand } from './commands/convert.js';
+import { cudaSetupCommand } from './commands/cuda-setup.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { benchCommand } from './commands/bench.js';
 import { generateCommand } from './commands/generate.js';
+import { gpuCheckCommand } from './commands/gpu-check.js';
 import { planCommand } from './commands/plan.js';
 
 const program = new Command('skipgen')
@@ -18,7 +20,9 @@ const program = new Command('skipgen')
   .addCommand(planCommand())
   .addCommand(benchCommand())
   .addCommand(evalCommand())
-  .addCommand(demoCommand());
+  .addCommand(demoCommand())
+  .addCommand(cudaSetupCommand())
+  .addCommand(gpuCheckCommand());
 
 /**
  * The one line a user error is reported with, or null for a bug, whose stack

@@ -6,18 +6,24 @@ import { MANIFEST_FORMAT_VERSION, modelManifestSchema, type ModelManifest } from
 import { layerTensors } from './checkpoint/architectures.js';
 import { Checkpoint } from './checkpoint/checkpoint.js';
 import type { ModelConfig } from './checkpoint/model-config.js';
-import { InvalidConfigError } from './errors.js';
+import { InvalidConfigError, InvalidConvertOptionsError, UnsupportedComputeTypeError } from './errors.js';
 import { buildEmbedGraph } from './graphs/embed-graph.js';
 import { buildHeadGraph } from './graphs/head-graph.js';
 import { buildKvProjectionGraph } from './graphs/kv-projection-graph.js';
 import { attentionKindFor, buildLayerGraph } from './graphs/layer-graph.js';
 import type { LayerTensors } from './graphs/layer-parts.js';
-import { WeightWriter } from './graphs/weights.js';
+import { WeightWriter, type ComputeType } from './graphs/weights.js';
 import type { GraphBuilder } from './onnx/graph-builder.js';
 import { StagedDirectory } from './output/staged-directory.js';
 
-/** Weight storage of the emitted graphs. `fp16` halves the files; CPU kernels still compute in float32. */
+/**
+ * Weight storage of the emitted graphs. `fp16` halves the files; with
+ * `compute: 'float32'` the graphs cast the weights to float32 (folded when
+ * ONNX Runtime loads them), so the CPU kernels still compute in float32.
+ */
 export type ConvertDtype = 'fp32' | 'fp16';
+
+export type { ComputeType } from './graphs/weights.js';
 
 /** A step of a running conversion, for progress bars. */
 export interface ConvertProgress {
@@ -30,8 +36,24 @@ export interface ConvertProgress {
 }
 
 export interface ConvertOptions {
-  /** Weight storage; default `fp32`. */
+  /**
+   * Weight storage. Default `fp32`, or `fp16` with `compute: 'float16'`,
+   * whose weights are necessarily float16 (the ops use them as stored);
+   * `fp32` with `compute: 'float16'` is refused with `InvalidConvertOptionsError`.
+   */
   dtype?: ConvertDtype;
+  /**
+   * Element type the graphs compute in, recorded in the manifest as
+   * `computeType`. `float32` (default) is for ONNX Runtime's CPU execution
+   * provider. `float16` is for its CUDA execution provider, whose
+   * GroupQueryAttention kernels exist for float16 and bfloat16 only: hidden
+   * states, RoPE tables and keys/values are float16, weights are stored and
+   * used as float16, and the head still returns float32 logits. A model whose
+   * head size is not a multiple of 8 (plain attention) cannot compute in
+   * float16 and is refused with `UnsupportedComputeTypeError` before
+   * anything is written.
+   */
+  compute?: ComputeType;
   /** Replace an existing skipgen model directory at the output path. */
   overwrite?: boolean;
   /** Called after each graph is written. */
@@ -51,7 +73,7 @@ export interface ConvertResult {
   outDir: string;
   manifest: ModelManifest;
   bytesWritten: number;
-  /** Weights beyond the float16 range that were clamped (fp16 only). */
+  /** Weights beyond the float16 range that were clamped (float16 storage only). */
   clampedWeights: number;
   /** What the conversion repaired in the checkpoint's files, e.g. generation defaults that could not run. */
   warnings: string[];
@@ -80,10 +102,18 @@ const CONVERTER = '@skipgen/convert 0.x';
  */
 export async function convertCheckpoint(hfDir: string, outDir: string, options: ConvertOptions = {}): Promise<ConvertResult> {
   const started = performance.now();
-  const weights = new WeightWriter(options.dtype === 'fp16' ? 'float16' : 'float32');
+  const weights = weightWriterFor(options);
   const checkpoint = await Checkpoint.open(hfDir, options.allowSymlinksInto);
   let output: StagedDirectory | undefined;
   try {
+    if (weights.computeType === 'float16' && attentionKindFor(checkpoint.config.headDim) !== 'group-query-attention') {
+      throw new UnsupportedComputeTypeError(
+        'float16',
+        hfDir,
+        `its head size ${checkpoint.config.headDim} is not a multiple of 8, so its layers use plain attention, which skipgen builds for float32 only ` +
+          `(float16 compute is for ONNX Runtime's GroupQueryAttention on CUDA); convert with --compute float32 (compute: 'float32' in the API)`,
+      );
+    }
     const generationFile = await checkpoint.files.resolve('generation_config.json');
     const generation = generationFile ? await readGenerationConfig(generationFile, join(hfDir, 'generation_config.json')) : null;
     const defaults = generationDefaults(checkpoint.config, generation, hfDir);
@@ -110,6 +140,25 @@ export async function convertCheckpoint(hfDir: string, outDir: string, options: 
   } finally {
     await checkpoint.close();
   }
+}
+
+/** Weight storage and compute type from the options: the one place that decides the graphs' element types. */
+function weightWriterFor(options: ConvertOptions): WeightWriter {
+  const compute = options.compute ?? 'float32';
+  if (compute !== 'float32' && compute !== 'float16') {
+    throw new InvalidConvertOptionsError('compute', `is ${JSON.stringify(compute)}; use 'float32' (the CPU) or 'float16' (CUDA)`);
+  }
+  const dtype = options.dtype ?? (compute === 'float16' ? 'fp16' : 'fp32');
+  if (dtype !== 'fp32' && dtype !== 'fp16') {
+    throw new InvalidConvertOptionsError('dtype', `is ${JSON.stringify(dtype)}; use 'fp32' or 'fp16'`);
+  }
+  if (compute === 'float16' && dtype === 'fp32') {
+    throw new InvalidConvertOptionsError(
+      'dtype',
+      `'fp32' cannot go with compute 'float16', whose ops use float16 weights as stored; leave --dtype out (or pass --dtype fp16), or convert with --compute float32 to keep float32 weights`,
+    );
+  }
+  return new WeightWriter(dtype === 'fp16' ? 'float16' : 'float32', compute);
 }
 
 async function writeGraphs(
@@ -152,6 +201,7 @@ async function writeGraphs(
     formatVersion: MANIFEST_FORMAT_VERSION,
     architecture: config.architecture,
     weightType: weights.storage,
+    computeType: weights.computeType,
     dims: {
       hiddenSize: config.hiddenSize,
       intermediateSize: config.intermediateSize,

@@ -111,3 +111,19 @@ export class OutputDirectoryError extends ConvertError {
     super(`${path}: ${detail}`);
   }
 }
+
+/** The conversion options are not valid, or contradict each other. */
+export class InvalidConvertOptionsError extends ConvertError {
+  override readonly name = 'InvalidConvertOptionsError';
+  constructor(readonly option: string, detail: string) {
+    super(`option ${option}: ${detail}`);
+  }
+}
+
+/** The checkpoint cannot be converted to compute in the element type asked for. */
+export class UnsupportedComputeTypeError extends ConvertError {
+  override readonly name = 'UnsupportedComputeTypeError';
+  constructor(readonly computeType: string, readonly checkpoint: string, detail: string) {
+    super(`${checkpoint}: cannot convert for ${computeType} compute: ${detail}`);
+  }
+}

@@ -1,10 +1,11 @@
-export { convertCheckpoint, type ConvertDtype, type ConvertOptions, type ConvertProgress, type ConvertResult } from './convert.js';
+export { convertCheckpoint, type ComputeType, type ConvertDtype, type ConvertOptions, type ConvertProgress, type ConvertResult } from './convert.js';
 export type { Architecture } from './checkpoint/architectures.js';
 export { parseModelConfig, type ModelConfig } from './checkpoint/model-config.js';
 export {
   CheckpointNotFoundError,
   ConvertError,
   InvalidConfigError,
+  InvalidConvertOptionsError,
   MissingTensorError,
   OutputDirectoryError,
   SafetensorsFormatError,
@@ -12,5 +13,6 @@ export {
   SymlinkOutsideCheckpointError,
   TensorShapeError,
   UnsupportedArchitectureError,
+  UnsupportedComputeTypeError,
   UnsupportedTensorTypeError,
 } from './errors.js';

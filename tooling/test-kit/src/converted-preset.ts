@@ -16,6 +16,8 @@ export interface ConvertPresetOptions {
    * Not for stories260k, whose fixture has no tokenizer.
    */
   tokenizer?: boolean;
+  /** The converter's compute type. Default float32. */
+  compute?: 'float32' | 'float16';
 }
 
 /**
@@ -66,7 +68,7 @@ export async function convertPreset(name: TestModelName, options: ConvertPresetO
         await writeTokenizer(hfDir, { vocabSize: spec.vocabSize, bosTokenId: spec.bosTokenId ?? 1, eosTokenId: [spec.eosTokenId ?? 2].flat()[0]! });
       }
     }
-    await convertCheckpoint(hfDir, dir);
+    await convertCheckpoint(hfDir, dir, options.compute ? { compute: options.compute } : {});
     return { dir, hfDir, checkpoint, remove };
   } catch (error) {
     await remove();

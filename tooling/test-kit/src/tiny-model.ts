@@ -15,6 +15,8 @@ export interface TinyModelOptions {
   maxSequences?: number;
   /** Tokens each slot holds; the cache holds `maxSequences × slotTokens`. Default 128. */
   slotTokens?: number;
+  /** The converter's compute type. Default float32. */
+  compute?: 'float32' | 'float16';
 }
 
 /** A converted test model loaded on the CPU, with the checkpoint it was converted from. */
@@ -33,8 +35,8 @@ export interface TinyModel {
  * `dispose` removes; the folder is removed at once when loading fails.
  */
 export async function openTinyModel(options: TinyModelOptions = {}): Promise<TinyModel> {
-  const { preset = 'llama-12-layer', tokenizer = false, maxSequences = 4, slotTokens = 128 } = options;
-  const converted = await convertPreset(preset, { tokenizer });
+  const { preset = 'llama-12-layer', tokenizer = false, maxSequences = 4, slotTokens = 128, compute } = options;
+  const converted = await convertPreset(preset, { tokenizer, ...(compute ? { compute } : {}) });
   try {
     const model = await loadModel(converted.dir, { kvCache: kvCache({ maxSequences, maxTokens: maxSequences * slotTokens }) });
     return {

@@ -19,13 +19,15 @@ export const BENCH_CACHE = '.skipgen-cache';
 /**
  * A converted random checkpoint of a test-models preset, generated and
  * converted on first use and reused while the preset's spec is unchanged.
+ * `compute: 'float16'` converts it for CUDA (kept apart from the float32 one).
  */
-export async function presetModel(preset: PresetName, log: (line: string) => void): Promise<BenchModel> {
+export async function presetModel(preset: PresetName, log: (line: string) => void, compute: 'float32' | 'float16' = 'float32'): Promise<BenchModel> {
   const spec = presets[preset];
-  return cachedConversion(preset, JSON.stringify(spec), log, async (hfDir) => {
+  const name = compute === 'float32' ? preset : `${preset}-${compute}`;
+  return cachedConversion(name, JSON.stringify(spec), log, async (hfDir) => {
     log(`generating the random ${preset} checkpoint…`);
     await writeCheckpoint(hfDir, spec);
-  }, false);
+  }, false, undefined, compute);
 }
 
 /** A Hugging Face checkpoint directory converted into the bench cache. */
@@ -41,6 +43,7 @@ async function cachedConversion(
   prepare: (hfDir: string) => Promise<void>,
   trained: boolean,
   sourceDir?: string,
+  compute: 'float32' | 'float16' = 'float32',
 ): Promise<BenchModel> {
   const root = join(BENCH_CACHE, name);
   const dir = join(root, 'model');
@@ -53,7 +56,7 @@ async function cachedConversion(
   const hfDir = sourceDir ?? join(root, 'hf');
   await prepare(hfDir);
   log(`converting ${name}…`);
-  await convertCheckpoint(hfDir, dir);
+  await convertCheckpoint(hfDir, dir, { compute });
   if (!sourceDir) await rm(hfDir, { recursive: true, force: true });
   await writeFile(stampFile, stamp);
   return { name, dir, trained };

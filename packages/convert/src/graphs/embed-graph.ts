@@ -9,6 +9,6 @@ export function buildEmbedGraph(embedding: Float32Array, vocabSize: number, hidd
   const graph = new GraphBuilder('embed');
   const ids = graph.input(io.inputIds, 'int64', ['batch', 'sequence']);
   const table = weights.add(graph, 'embed_tokens.weight', embedding, [vocabSize, hiddenSize]);
-  graph.output(graph.op('Gather', [table, ids], { axis: 0 }), io.hidden, 'float32', ['batch', 'sequence', hiddenSize]);
+  graph.output(graph.op('Gather', [table, ids], { axis: 0 }), io.hidden, weights.computeType, ['batch', 'sequence', hiddenSize]);
   return graph;
 }

@@ -16,12 +16,12 @@ export function buildKvProjectionGraph(config: ModelConfig, tensors: LayerTensor
   const io = GRAPH_IO.kvProjection;
   const { hiddenSize: h, numKvHeads, headDim } = config;
   const graph = new GraphBuilder(`kv_projection_${layer}`);
-  const hidden = graph.input(io.hidden, 'float32', ['batch', 'sequence', h]);
-  const position = declarePositionInputs(graph, headDim / 2);
+  const hidden = graph.input(io.hidden, weights.computeType, ['batch', 'sequence', h]);
+  const position = declarePositionInputs(graph, headDim / 2, weights.computeType);
   const normed = rmsNorm(graph, hidden, weights.add(graph, 'input_layernorm.weight', tensors.get(layerTensorName(layer, 'input_layernorm.weight'))!, [h]), config.rmsNormEps);
   const { key, value } = keysAndValues(graph, weights, config, tensors, layer, normed, position, false);
   const dims = ['batch', numKvHeads, 'sequence', headDim];
-  graph.output(toHeadMajor(graph, key, numKvHeads, headDim), io.newKey, 'float32', dims);
-  graph.output(toHeadMajor(graph, value, numKvHeads, headDim), io.newValue, 'float32', dims);
+  graph.output(toHeadMajor(graph, key, numKvHeads, headDim), io.newKey, weights.computeType, dims);
+  graph.output(toHeadMajor(graph, value, numKvHeads, headDim), io.newValue, weights.computeType, dims);
   return graph;
 }

@@ -31,12 +31,13 @@ export function buildLayerGraph(config: ModelConfig, tensors: LayerTensors, laye
   const { hiddenSize: h, numHeads, numKvHeads, headDim, rmsNormEps: eps } = config;
   const t = (suffix: string) => tensors.get(layerTensorName(layer, suffix))!;
   const graph = new GraphBuilder(`layer_${layer}`);
+  const float = weights.computeType;
 
-  const hidden = graph.input(io.hidden, 'float32', ['batch', 'sequence', h]);
-  const position = declarePositionInputs(graph, headDim / 2);
+  const hidden = graph.input(io.hidden, float, ['batch', 'sequence', h]);
+  const position = declarePositionInputs(graph, headDim / 2, float);
   const cacheDims = ['batch', numKvHeads, 'max_sequence', headDim];
-  const pastKey = graph.input(io.pastKey, 'float32', cacheDims);
-  const pastValue = graph.input(io.pastValue, 'float32', cacheDims);
+  const pastKey = graph.input(io.pastKey, float, cacheDims);
+  const pastValue = graph.input(io.pastValue, float, cacheDims);
 
   const normed = rmsNorm(graph, hidden, weights.add(graph, 'input_layernorm.weight', t('input_layernorm.weight'), [h]), eps);
   const { query, key, value } = keysAndValues(graph, weights, config, tensors, layer, normed, position, true);
@@ -51,15 +52,15 @@ export function buildLayerGraph(config: ModelConfig, tensors: LayerTensors, laye
       attributes: { num_heads: numHeads, kv_num_heads: numKvHeads },
     });
     attended = out!;
-    graph.output(presentKey!, io.presentKey, 'float32', cacheDims);
-    graph.output(presentValue!, io.presentValue, 'float32', cacheDims);
+    graph.output(presentKey!, io.presentKey, float, cacheDims);
+    graph.output(presentValue!, io.presentValue, float, cacheDims);
   } else {
-    const bias = graph.input(io.attentionBias, 'float32', ['batch', 'sequence', 'max_sequence_plus_sequence']);
+    const bias = graph.input(io.attentionBias, float, ['batch', 'sequence', 'max_sequence_plus_sequence']);
     const newKey = toHeadMajor(graph, key, numKvHeads, headDim);
     const newValue = toHeadMajor(graph, value, numKvHeads, headDim);
     attended = plainAttention(graph, { query: query!, newKey, newValue, pastKey, pastValue, bias }, numHeads, numKvHeads, headDim);
-    graph.output(newKey, io.newKey, 'float32', ['batch', numKvHeads, 'sequence', headDim]);
-    graph.output(newValue, io.newValue, 'float32', ['batch', numKvHeads, 'sequence', headDim]);
+    graph.output(newKey, io.newKey, float, ['batch', numKvHeads, 'sequence', headDim]);
+    graph.output(newValue, io.newValue, float, ['batch', numKvHeads, 'sequence', headDim]);
   }
 
   const [projected] = stackedProjection(graph, weights, attended, 'o_proj', [{ weight: t('self_attn.o_proj.weight'), bias: config.outputBias ? t('self_attn.o_proj.bias') : undefined }], numHeads * headDim);
@@ -71,7 +72,7 @@ export function buildLayerGraph(config: ModelConfig, tensors: LayerTensors, laye
   const activated = graph.op('Mul', [graph.op('Mul', [gate!, graph.op('Sigmoid', [gate!])]), up!]);
   const [down] = stackedProjection(graph, weights, activated, 'down_proj', [mlpPart('down')], config.intermediateSize);
   const out = graph.op('Add', [residual, down!]);
-  graph.output(out, io.hiddenOut, 'float32', ['batch', 'sequence', h]);
+  graph.output(out, io.hiddenOut, float, ['batch', 'sequence', h]);
   return graph;
 }
 

@@ -3,7 +3,7 @@ import { GRAPH_IO } from '@skipgen/core';
 import { layerTensorName } from '../checkpoint/architectures.js';
 import type { ModelConfig } from '../checkpoint/model-config.js';
 import type { GraphBuilder } from '../onnx/graph-builder.js';
-import { concatenate, stackTransposed, type WeightWriter } from './weights.js';
+import { concatenate, stackTransposed, type ComputeType, type WeightWriter } from './weights.js';
 
 /** The tensors of one decoder layer, read from the checkpoint as float32. */
 export type LayerTensors = Map<string, Float32Array>;
@@ -20,12 +20,13 @@ export interface PositionInputs {
   sin: string;
 }
 
-export function declarePositionInputs(graph: GraphBuilder, halfRotary: number): PositionInputs {
+/** Declares position ids and the RoPE tables, which are of the compute type (RotaryEmbedding takes one type for all). */
+export function declarePositionInputs(graph: GraphBuilder, halfRotary: number, computeType: ComputeType): PositionInputs {
   const io = GRAPH_IO.layer;
   return {
     positionIds: graph.input(io.positionIds, 'int64', ['batch', 'sequence']),
-    cos: graph.input(io.cosCache, 'float32', ['positions', halfRotary]),
-    sin: graph.input(io.sinCache, 'float32', ['positions', halfRotary]),
+    cos: graph.input(io.cosCache, computeType, ['positions', halfRotary]),
+    sin: graph.input(io.sinCache, computeType, ['positions', halfRotary]),
   };
 }
 

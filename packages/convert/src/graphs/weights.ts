@@ -5,22 +5,47 @@ import type { GraphBuilder } from '../onnx/graph-builder.js';
 export type WeightStorage = 'float32' | 'float16';
 
 /**
- * Adds weights to graphs in the chosen storage type. Half-precision weights
- * get a Cast to float32 in the graph: ONNX Runtime folds it when the session
- * loads, so files are half the size while the CPU kernels compute in float32.
+ * The element type every float value of the emitted graphs is computed in:
+ * hidden states, RoPE tables, keys and values (`GRAPH_IO`). The head's logits
+ * are float32 whatever this is.
+ */
+export type ComputeType = 'float32' | 'float16';
+
+/**
+ * Adds weights to graphs and decides the element type the graphs compute in:
+ * the one place that does, so that graph builders declare their float inputs
+ * and outputs as {@link WeightWriter.computeType} and use what {@link add}
+ * returns directly.
+ *
+ * - float32 storage, float32 compute: weights used as stored.
+ * - float16 storage, float32 compute: each weight gets a Cast to float32,
+ *   which ONNX Runtime folds when the session loads, so files are half the
+ *   size while the CPU kernels compute in float32.
+ * - float16 storage, float16 compute: weights used as stored, no Cast (for
+ *   the CUDA execution provider's float16 kernels).
+ *
+ * float32 storage with float16 compute is not a combination: the caller
+ * resolves it before (see `convertCheckpoint`).
  */
 export class WeightWriter {
   /** Finite weights beyond the half range, clamped while narrowing. */
   clamped = 0;
 
-  constructor(readonly storage: WeightStorage) {}
+  constructor(
+    readonly storage: WeightStorage,
+    readonly computeType: ComputeType,
+  ) {
+    if (storage === 'float32' && computeType === 'float16') throw new Error('WeightWriter: float16 compute stores its weights as float16');
+  }
 
+  /** Adds `data` as a weight of `graph`; returns the name of a value of the compute type. */
   add(graph: GraphBuilder, name: string, data: Float32Array, dims: readonly number[]): string {
     if (this.storage === 'float32') {
       return graph.initializer(name, { type: 'float32', dims, bytes: bytesOf(data) });
     }
     const { bits, clamped } = float32ToFloat16(data);
     this.clamped += clamped;
+    if (this.computeType === 'float16') return graph.initializer(name, { type: 'float16', dims, bytes: bytesOf(bits) });
     const stored = graph.initializer(`${name}_fp16`, { type: 'float16', dims, bytes: bytesOf(bits) });
     return graph.node('Cast', [stored], { outputs: [name], attributes: { to: 1 } })[0]!;
   }

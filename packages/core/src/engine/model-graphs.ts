@@ -109,16 +109,15 @@ export class ModelGraphs {
 }
 
 /**
- * Why the model cannot run on a device, or null. CUDA's GroupQueryAttention
- * kernels are float16/bfloat16 only, and ONNX Runtime's CPU kernels compute
- * the layers in float32, so a model converted for one does not run on the other.
+ * Why the model cannot run on a device, or null. ONNX Runtime's CUDA
+ * GroupQueryAttention has float16/bfloat16 kernels only, so a float32 model
+ * would run its attention on the CPU, copying the cache over PCIe every
+ * layer. A float16 model runs on the CPU (ONNX Runtime casts around the few
+ * ops without float16 CPU kernels), only slower than a float32 one.
  */
 export function computeTypeProblem(manifest: ModelManifest, device: 'cpu' | 'cuda'): string | null {
   if (device === 'cuda' && manifest.computeType !== 'float16') {
     return "the model computes in float32, and ONNX Runtime's CUDA GroupQueryAttention has float16 kernels only; convert it with --compute float16 for CUDA";
-  }
-  if (device === 'cpu' && manifest.computeType === 'float16') {
-    return 'the model computes in float16 for CUDA; convert it with --compute float32 (the default) for the CPU';
   }
   return null;
 }

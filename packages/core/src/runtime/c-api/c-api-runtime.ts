@@ -26,7 +26,7 @@ class CApiBlock implements MemoryBlock {
     readonly address: bigint,
     readonly host: ArrayBuffer | null,
     /** The OrtValue owning host memory; null for device memory, which cudaMalloc owns. */
-    readonly owner: OrtHandle | null,
+    readonly owner: OrtHandle,
   ) {}
 }
 
@@ -41,8 +41,13 @@ class CApiTensor implements Tensor {
 }
 
 class CApiSession implements GraphSession {
-  /** What each name is bound to now: binding only changes when the batch does. */
-  readonly bound = new Map<string, OrtHandle>();
+  /**
+   * What each name is bound to now: binding only changes when the batch does.
+   * Keyed by our tensor objects, not by OrtValue handles: a released
+   * OrtValue's address comes back for a new one, and koffi may hand out the
+   * same handle object for it.
+   */
+  readonly bound = new Map<string, Tensor>();
   constructor(
     readonly path: string,
     readonly handle: OrtHandle,
@@ -68,7 +73,7 @@ export class CApiRuntime implements Runtime {
   private readonly runOptions: OrtHandle;
   private readonly allocator: OrtHandle;
   private readonly cpuInfo: OrtHandle;
-  private readonly cudaInfo: OrtHandle | null;
+  private readonly cudaInfo: OrtHandle;
   private readonly cuda: CudaLibrary | null;
   private disposed = false;
 
@@ -115,10 +120,11 @@ export class CApiRuntime implements Runtime {
     }
   }
 
-  async release(session: GraphSession): Promise<void> {
+  release(session: GraphSession): Promise<void> {
     const s = session as CApiSession;
     this.api.fn.ReleaseIoBinding(s.binding);
     this.api.fn.ReleaseSession(s.handle);
+    return Promise.resolve();
   }
 
   allocate(bytes: number, location: 'host' | 'device'): MemoryBlock {
@@ -209,10 +215,9 @@ export class CApiRuntime implements Runtime {
   }
 
   private bind(session: CApiSession, how: 'BindInput' | 'BindOutput', key: string, tensor: Tensor): void {
-    const value = (tensor as CApiTensor).value;
-    if (session.bound.get(key) === value) return;
-    this.api.check(how, session.binding, how === 'BindInput' ? key : key.slice(4), value);
-    session.bound.set(key, value);
+    if (session.bound.get(key) === tensor) return;
+    this.api.check(how, session.binding, how === 'BindInput' ? key : key.slice(4), (tensor as CApiTensor).value);
+    session.bound.set(key, tensor);
   }
 
   private appendCuda(options: OrtHandle): void {

@@ -131,7 +131,7 @@ export function loadOrtCApi(): OrtCApi {
     throw new OnnxRuntimeLibraryError(`cannot load ${path} (${(error as Error).message}); reinstall onnxruntime-node ${PINNED_ORT_VERSION}, or use SKIPGEN_RUNTIME=onnxruntime-node`);
   }
   const getApiBase = library.func('void *OrtGetApiBase()');
-  const base = getApiBase();
+  const base: unknown = getApiBase();
   const getApi = koffi.decode(koffi.decode(base, 0, OPAQUE), koffi.proto('void *skipgen_GetApi(uint32_t)')) as (version: number) => unknown;
   const versionString = koffi.decode(koffi.decode(base, 8, OPAQUE), koffi.proto('const char *skipgen_GetVersionString()')) as () => string;
   const version = versionString();
@@ -145,7 +145,7 @@ export function loadOrtCApi(): OrtCApi {
   if (!table) throw new OnnxRuntimeLibraryError(`ONNX Runtime ${version} does not provide API version ${ORT_API_VERSION}`);
   const fn = {} as Record<FunctionName, NativeFunction>;
   for (const [name, [index, result, params]] of Object.entries(FUNCTIONS)) {
-    const pointer = koffi.decode(table, index * 8, OPAQUE);
+    const pointer: unknown = koffi.decode(table, index * 8, OPAQUE);
     fn[name as FunctionName] = koffi.decode(pointer, koffi.proto(`skipgen_${name}`, result, params as unknown as string[])) as NativeFunction;
   }
   const statusError = (name: string, status: unknown): Error | null => {

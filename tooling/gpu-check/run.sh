@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The CUDA check, on a GPU machine: puts the parts pack.sh made back
+# together (they may arrive over several calls into $GPU_PARTS), makes CUDA
+# 13's libraries loadable, installs the CUDA provider next to
+# onnxruntime-node's library and runs `skipgen gpu-check`.
+set -euo pipefail
+parts="${GPU_PARTS:-/tmp/skipgen-gpu/parts}"
+home="${GPU_HOME:-/tmp/skipgen-gpu/bundle}"
+if [ ! -x "$home/node/bin/node" ]; then
+  mkdir -p "$home"
+  cat "$parts"/bundle.tar.xz.part* | xz -d | tar -C "$home" -xf -
+fi
+export PATH="$home/node/bin:$PATH"
+# CUDA 13's runtime, cuBLAS and cuRAND: the CUDA toolkit's, or the nvidia-* Python wheels'.
+cuda_dirs="$(find /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /opt /usr/lib/python3* /usr/local/lib/python3* \
+  \( -name 'libcudart.so.13' -o -name 'libcublas.so.13' -o -name 'libcublasLt.so.13' -o -name 'libcurand.so.10' \) -printf '%h\n' 2>/dev/null | sort -u | paste -sd:)"
+export LD_LIBRARY_PATH="${cuda_dirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "node $(node --version); CUDA libraries from: ${cuda_dirs:-none found}"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+node "$home/app/cli.mjs" cuda-setup --from "$home/provider"
+mkdir -p "$home/work" && cd "$home/work"
+node "$home/app/cli.mjs" gpu-check "$@"
