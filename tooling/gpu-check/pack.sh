@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs everything the CUDA check needs on a GPU machine that reaches no
 # registry: the CLI bundled into one file, the native packages it loads
-# (onnxruntime-node for Linux x64, koffi), ONNX Runtime 1.29.0's CUDA provider
+# (onnxruntime-node for Linux x64, koffi, resvg), ONNX Runtime 1.29.0's CUDA provider
 # (from the npm package com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9) and
 # this machine's Node.js binary. The archive is split into parts small enough
 # to travel one per call; run.sh puts them back together there.
@@ -28,8 +28,9 @@ cp -r "$ort/package.json" "$ort/dist" "$ort/lib" "$stage/app/node_modules/onnxru
 cp -r "$ort/bin/napi-v6/linux/x64" "$stage/app/node_modules/onnxruntime-node/bin/napi-v6/linux/"
 cp -r "$store/onnxruntime-common@1.29.0/node_modules/onnxruntime-common" "$stage/app/node_modules/"
 cp -rL "$store/koffi@3.3.4/node_modules/koffi" "$stage/app/node_modules/"
-mkdir -p "$stage/app/node_modules/@koromix"
+mkdir -p "$stage/app/node_modules/@koromix" "$stage/app/node_modules/@resvg"
 cp -r "$store/@koromix+koffi-linux-x64@3.3.4/node_modules/@koromix/koffi-linux-x64" "$stage/app/node_modules/@koromix/"
+cp -rL "$store/@resvg+resvg-js@2.6.2/node_modules/@resvg/resvg-js" "$store/@resvg+resvg-js-linux-x64-gnu@2.6.2/node_modules/@resvg/resvg-js-linux-x64-gnu" "$stage/app/node_modules/@resvg/"
 
 # The CUDA provider, from the npm registry.
 (cd "$stage" && npm pack --silent com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9 >/dev/null && tar xzf com.github.asus4.onnxruntime.linux-x64-gpu-0.4.9.tgz && rm ./*.tgz)

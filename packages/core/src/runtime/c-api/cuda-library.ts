@@ -34,6 +34,7 @@ export function loadCudaLibrary(): CudaLibrary {
   const cudaMemcpyToArray = lib.func('cudaMemcpy', 'int', ['void *', 'uintptr_t', 'size_t', 'int']);
   const cudaMemGetInfo = lib.func('int cudaMemGetInfo(_Out_ size_t *free, _Out_ size_t *total)');
   const cudaGetErrorString = lib.func('const char *cudaGetErrorString(int error)');
+  const cudaDeviceSynchronize = lib.func('int cudaDeviceSynchronize()');
   const check = (what: string, code: number): void => {
     if (code !== 0) throw new Error(`${what}: CUDA error ${code} (${cudaGetErrorString(code) as string})`);
   };
@@ -49,12 +50,17 @@ export function loadCudaLibrary(): CudaLibrary {
     },
     memset(address, bytes) {
       check('cudaMemset', cudaMemset(address, 0, bytes) as number);
+      check('cudaDeviceSynchronize', cudaDeviceSynchronize() as number);
     },
+    // Device-to-device and pageable host-to-device copies may return before they land, and ONNX Runtime
+    // computes on a stream of its own that does not wait for them: finish them before the next graph runs.
     copy(to, from, bytes) {
       check('cudaMemcpy', cudaMemcpy(to, from, bytes, CUDA_MEMCPY_DEFAULT) as number);
+      check('cudaDeviceSynchronize', cudaDeviceSynchronize() as number);
     },
     copyFromArray(to, from) {
       check('cudaMemcpy', cudaMemcpyFromArray(to, from, from.byteLength, CUDA_MEMCPY_DEFAULT) as number);
+      check('cudaDeviceSynchronize', cudaDeviceSynchronize() as number);
     },
     copyToArray(into, from) {
       check('cudaMemcpy', cudaMemcpyToArray(into, from, into.byteLength, CUDA_MEMCPY_DEFAULT) as number);
