@@ -19,4 +19,11 @@ echo "node $(node --version); CUDA libraries from: ${cuda_dirs:-none found}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 node "$home/app/cli.mjs" cuda-setup --from "$home/provider"
 mkdir -p "$home/work" && cd "$home/work"
-node "$home/app/cli.mjs" gpu-check "$@"
+status=0
+node "$home/app/cli.mjs" gpu-check "$@" || status=$?
+if [ "$status" -ge 128 ] && command -v cuda-gdb >/dev/null; then
+  # A crash in native code: its backtrace, from the smallest run that shows it.
+  model="$(ls -d .skipgen-cache/*-float16/model | head -1)"
+  cuda-gdb -q -batch -ex run -ex bt --args "$(command -v node)" "$home/app/cli.mjs" generate --model "$model" --device cuda --prompt-ids 1,2,3 --max-new-tokens 2 2>&1 | tail -40
+fi
+exit "$status"

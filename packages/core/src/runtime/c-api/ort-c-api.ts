@@ -103,6 +103,20 @@ export interface OrtCApi {
 
 let loaded: OrtCApi | undefined;
 
+/**
+ * Koffi runs native calls on stacks of its own, 128 KiB for asynchronous
+ * calls by default: enough for ONNX Runtime's CPU kernels, not for its CUDA
+ * provider's first run (cuBLAS and kernel-module initialisation), which
+ * overflows it. Give every call a thread's usual 8 MiB.
+ */
+const NATIVE_STACK_BYTES = 8 * 1024 * 1024;
+
+function configureKoffiStacks(): void {
+  const config = koffi.config();
+  if ((config.async_stack_size ?? 0) >= NATIVE_STACK_BYTES && (config.sync_stack_size ?? 0) >= NATIVE_STACK_BYTES) return;
+  koffi.config({ ...config, sync_stack_size: NATIVE_STACK_BYTES, async_stack_size: NATIVE_STACK_BYTES });
+}
+
 /** The directory of onnxruntime-node's bundled ONNX Runtime library for this platform. */
 export function onnxRuntimeNodeLibraryDir(): string {
   const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
@@ -122,6 +136,7 @@ function libraryFile(): string {
  */
 export function loadOrtCApi(): OrtCApi {
   if (loaded) return loaded;
+  configureKoffiStacks();
   const dir = onnxRuntimeNodeLibraryDir();
   const path = join(dir, libraryFile());
   let library: ReturnType<typeof koffi.load>;
