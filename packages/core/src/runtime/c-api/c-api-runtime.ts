@@ -215,7 +215,10 @@ export class CApiRuntime implements Runtime {
   }
 
   private bind(session: CApiSession, how: 'BindInput' | 'BindOutput', key: string, tensor: Tensor): void {
-    if (session.bound.get(key) === tensor) return;
+    // ONNX Runtime copies a host input that a CUDA kernel reads on the GPU when it is bound, not when it
+    // runs: on CUDA, host inputs (ids, positions, lengths: a few bytes) are bound again before every run.
+    const copiedAtBind = this.cuda !== null && how === 'BindInput' && tensor.block.host !== null;
+    if (session.bound.get(key) === tensor && !copiedAtBind) return;
     this.api.check(how, session.binding, how === 'BindInput' ? key : key.slice(4), (tensor as CApiTensor).value);
     session.bound.set(key, tensor);
   }
