@@ -95,10 +95,17 @@ describe('the skipgen CLI (built)', () => {
     expect(code, stderr).toBe(0);
     const rows = JSON.parse(stdout) as Record<string, number>[];
     expect(rows.map((r) => `${String(r.batch)}:${String(r.policy)}`)).toEqual(['1:full', '1:unified', '1:skipdecode', '1:early-exit', '2:full', '2:unified', '2:skipdecode', '2:early-exit']);
-    const fields = ['model', 'policy', 'target', 'batch', 'layersPerToken', 'tokensPerSecond', 'realSpeedup', 'idealSpeedup', 'slotTokens', 'weightBytesPerToken', 'bandwidthGBps', 'rooflineMs', 'rooflineFraction'];
+    const fields = [
+      'model', 'runtime', 'policy', 'target', 'batch', 'layersPerToken', 'tokensPerSecond', 'realSpeedup', 'idealSpeedup', 'slotTokens', 'weightBytesPerToken', 'bandwidthGBps',
+      'rooflineMs', 'rooflineFraction', 'engineOwnFraction',
+    ];
     for (const row of rows) {
       for (const field of fields) expect(row).toHaveProperty(field);
       expect(row.tokensPerSecond).toBeGreaterThan(0);
+      // loadModel's default runtime (SKIPGEN_RUNTIME, else the C API), the same for every row.
+      expect(row.runtime).toBe(rows[0]!.runtime);
+      expect(row.engineOwnFraction).toBeGreaterThanOrEqual(0);
+      expect(row.engineOwnFraction).toBeLessThanOrEqual(1);
       // The kvCache() default: min(max_position_embeddings 512, 4096).
       expect(row.slotTokens).toBe(512);
       // Measured in this run, one value for every row; the roofline is weights per token at that bandwidth.
@@ -135,6 +142,53 @@ describe('the skipgen CLI (built)', () => {
     const contexts = await skipgen('bench', '--model', model, '--contexts', '8', '--repeats', '1', '--slot-tokens', '20');
     expect(contexts.code).toBe(1);
     expect(contexts.stderr).toContain("--slot-tokens: 20 tokens cannot hold this run's longest sequence, 24 tokens (the longest context and the new tokens)");
+  });
+
+  it('bench --runtime both measures every configuration on both runtimes in one run, each against its own full depth', async () => {
+    const tiny = await convertPreset('llama-text-6-layer');
+    try {
+      const args = ['bench', '--model', tiny.dir, '--targets', '2', '--repeats', '1', '--new-tokens', '6', '--prompt-tokens', '4', '--bandwidth-mib', '16', '--runtime', 'both'];
+      const { stdout, stderr, code } = await skipgen(...args, '--json');
+      expect(code, stderr).toBe(0);
+      const rows = JSON.parse(stdout) as { runtime: string; policy: string; realSpeedup: number | null; layersPerToken: number | null; engineOwnFraction: number | null; note?: string }[];
+      expect(rows.map((r) => `${r.runtime}:${r.policy}`)).toEqual([
+        'c-api:full', 'c-api:unified', 'c-api:skipdecode', 'c-api:early-exit',
+        'onnxruntime-node:full', 'onnxruntime-node:unified', 'onnxruntime-node:skipdecode', 'onnxruntime-node:early-exit',
+      ]);
+      for (const row of rows.filter((r) => r.policy !== 'early-exit')) {
+        expect(row.engineOwnFraction).toBeGreaterThanOrEqual(0);
+        expect(row.engineOwnFraction).toBeLessThanOrEqual(1);
+      }
+      // Random weights: Early Exit is listed on each runtime, unmeasured.
+      expect(rows[3]).toMatchObject({ engineOwnFraction: null, note: 'needs trained weights to tune its threshold' });
+      for (const full of [rows[0]!, rows[4]!]) expect(full).toMatchObject({ realSpeedup: 1, layersPerToken: 6 });
+      expect(rows[5]).toMatchObject({ layersPerToken: 3 });
+      expect(stderr).toContain('runtimes: c-api, onnxruntime-node, taking turns in one run');
+
+      const table = await skipgen(...args, '--batch', '2');
+      expect(table.code, table.stderr).toBe(0);
+      const lines = table.stdout.split('\n').filter((line) => line.startsWith('| '));
+      expect(lines[0]).toMatch(/^\| model +\| batch \| runtime +\| policy .*\| efficiency \| engine % \|/);
+      expect(lines.slice(2).map((line) => line.split('|')[3]!.trim())).toEqual([...Array<string>(4).fill('c-api'), ...Array<string>(4).fill('onnxruntime-node')]);
+
+      const contexts = await skipgen('bench', '--model', tiny.dir, '--contexts', '4,8', '--repeats', '1', '--runtime', 'both', '--json');
+      expect(contexts.code, contexts.stderr).toBe(0);
+      expect((JSON.parse(contexts.stdout) as { runtime: string; context: number }[]).map((r) => `${r.runtime}:${r.context}`)).toEqual([
+        'c-api:4', 'c-api:8', 'onnxruntime-node:4', 'onnxruntime-node:8',
+      ]);
+      const one = await skipgen('bench', '--model', tiny.dir, '--contexts', '4', '--repeats', '1', '--runtime', 'onnxruntime-node', '--json');
+      expect(one.code, one.stderr).toBe(0);
+      expect(JSON.parse(one.stdout)).toMatchObject([{ runtime: 'onnxruntime-node', context: 4 }]);
+
+      const speculative = await skipgen('bench', '--model', tiny.dir, '--speculative', '--runtime', 'both');
+      expect(speculative.code).toBe(1);
+      expect(speculative.stderr).toContain('InvalidRequestError: --runtime: is not supported with --speculative');
+      const unknown = await skipgen('bench', '--model', tiny.dir, '--runtime', 'napi');
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain('Allowed choices are c-api, onnxruntime-node, both');
+    } finally {
+      await tiny.remove();
+    }
   });
 
   it('bench --speculative races full depth, skipping alone and speculative decoding, which keeps full depth\'s ids', async () => {

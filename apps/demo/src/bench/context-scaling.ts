@@ -1,12 +1,14 @@
-import { fullDepth, readManifest, type Device } from '@skipgen/core';
+import { fullDepth, readManifest, type Device, type RuntimeName } from '@skipgen/core';
 import type { BenchModel } from './bench-models.js';
 import { median } from './cost-model.js';
 import { measureDecode } from './measure-decode.js';
-import { loadBenchModel } from './slot-tokens.js';
+import { loadBenchModels, runtimeOf } from './slot-tokens.js';
 
 /** Cost of a full-depth decode step at one context length. */
 export interface ContextRow {
   model: string;
+  /** How ONNX Runtime was driven: the runtime the model got (`model.device.runtime`). */
+  runtime: RuntimeName;
   batch: number;
   context: number;
   /** Median wall time of a decode step. */
@@ -22,7 +24,9 @@ export interface ContextRow {
 /**
  * Full-depth decode steps after prompts of each context length: the step
  * should cost the same plus the attention over the longer past, since no
- * step copies the cache.
+ * step copies the cache (on the C API runtime; onnxruntime-node copies the
+ * cache slots every step). With several `runtimes`, every context is measured
+ * on each, all taking turns in one run.
  */
 export async function measureContexts(
   benchModel: BenchModel,
@@ -35,42 +39,48 @@ export async function measureContexts(
     threads?: number | undefined;
     /** Tokens each KV-cache slot holds (`--slot-tokens`); default: what `kvCache()` gives by default. */
     slotTokens?: number | undefined;
+    /** One model per runtime (`--runtime`); default: one, on loadModel's default runtime. */
+    runtimes?: readonly RuntimeName[] | undefined;
   },
 ): Promise<ContextRow[]> {
   const limit = (await readManifest(benchModel.dir)).dims.maxPositionEmbeddings - options.newTokens;
   // A context past the model's positional limit is measured at the limit instead.
   const contexts = [...new Set(options.contexts.map((c) => Math.min(c, limit)))];
   const longest = Math.max(...contexts) + options.newTokens;
-  const { model, slotTokens } = await loadBenchModel(benchModel.dir, {
-    sequences: options.batch * contexts.length,
-    needTokens: longest,
-    needs: 'the longest context and the new tokens',
-    slotTokens: options.slotTokens,
-    device: options.device,
-    threads: options.threads,
-  });
+  const { models, slotTokens } = await loadBenchModels(
+    benchModel.dir,
+    {
+      sequences: options.batch * contexts.length,
+      needTokens: longest,
+      needs: 'the longest context and the new tokens',
+      slotTokens: options.slotTokens,
+      device: options.device,
+      threads: options.threads,
+    },
+    options.runtimes,
+  );
   try {
-    const steps = contexts.map((): number[] => []);
-    const runtime = contexts.map((): number[] => []);
-    const lanes = contexts.map((promptTokens) => ({ policy: fullDepth(), promptTokens }));
+    const lanes = models.flatMap((model) => contexts.map((promptTokens) => ({ policy: fullDepth(), promptTokens, model })));
+    const steps = lanes.map((): number[] => []);
+    const session = lanes.map((): number[] => []);
     for (let repeat = 0; repeat < options.repeats; repeat++) {
-      const runs = await measureDecode(model, lanes, { batch: options.batch, promptTokens: 0, newTokens: options.newTokens, seed: 1 + repeat });
+      const runs = await measureDecode(models[0]!, lanes, { batch: options.batch, promptTokens: 0, newTokens: options.newTokens, seed: 1 + repeat });
       runs.forEach((run, i) => {
         steps[i]!.push(...run.stepMs);
-        runtime[i]!.push(...run.work.map((w) => w.sessionMs));
+        session[i]!.push(...run.work.map((w) => w.sessionMs));
       });
     }
-    const rows = contexts.map((context, i) => ({
+    return lanes.map(({ promptTokens: context, model }, i) => ({
       model: benchModel.name,
+      runtime: runtimeOf(model),
       batch: options.batch,
       context,
       msPerStep: median(steps[i]!),
-      runtimeMs: median(runtime[i]!),
-      outsideMs: median(steps[i]!.map((ms, j) => ms - runtime[i]![j]!)),
+      runtimeMs: median(session[i]!),
+      outsideMs: median(steps[i]!.map((ms, j) => ms - session[i]![j]!)),
       slotTokens,
     }));
-    return rows;
   } finally {
-    await model.dispose();
+    for (const model of models) await model.dispose();
   }
 }

@@ -14,6 +14,12 @@ export interface DecodeMeasurement {
 export interface DecodeLane {
   policy: SkipPolicy;
   promptTokens?: number;
+  /**
+   * The model this lane decodes on, when not the one given to measureDecode:
+   * lanes of several models (the same checkpoint on two runtimes) take turns
+   * as lanes of one model do. Each lane's work is read from its model's engine.
+   */
+  model?: Model;
 }
 
 export interface DecodeSetup {
@@ -36,25 +42,31 @@ export interface DecodeSetup {
  * slots, so nothing moves between steps), and the lanes' steps take turns, in
  * a rotating order. A burst of load from elsewhere on a shared machine then
  * lands on every lane alike instead of on whichever ran during it. Prompts are prefilled
- * first and not timed: this is the tokens/s of generation.
+ * first and not timed: this is the tokens/s of generation. A lane may name
+ * its own model ({@link DecodeLane.model}); the others decode on `model`.
  */
 export async function measureDecode(model: Model, lanes: readonly DecodeLane[], setup: DecodeSetup): Promise<DecodeMeasurement[]> {
-  const { engine } = model;
-  const vocab = model.manifest.dims.vocabSize;
-  const promptsOf = (lane: DecodeLane) =>
-    Array.from({ length: setup.batch }, (_, row) => benchPrompt(lane.promptTokens ?? setup.promptTokens, vocab, setup.seed + row));
+  const models = lanes.map((lane) => lane.model ?? model);
+  const promptsOf = (lane: number) =>
+    Array.from({ length: setup.batch }, (_, row) =>
+      benchPrompt(lanes[lane]!.promptTokens ?? setup.promptTokens, models[lane]!.manifest.dims.vocabSize, setup.seed + row),
+    );
   const batches: Sequence[][] = [];
   const policies = lanes.map((lane) => lane.policy);
   try {
     const stagger = setup.stagger ?? 0;
     const head = stagger * (setup.batch - 1);
-    for (const lane of lanes) {
-      const bound = model.bindPolicy(lane.policy);
-      batches.push(promptsOf(lane).map((prompt) => engine.open(prompt.length + head + setup.newTokens, bound)));
+    for (const [lane, { policy }] of lanes.entries()) {
+      const laneModel = models[lane]!;
+      const bound = laneModel.bindPolicy(policy);
+      const sequences: Sequence[] = [];
+      batches.push(sequences);
+      for (const prompt of promptsOf(lane)) sequences.push(laneModel.engine.open(prompt.length + head + setup.newTokens, bound));
     }
     const tokens: number[][] = [];
     for (const [lane, sequences] of batches.entries()) {
-      const prompts = promptsOf(lanes[lane]!);
+      const { engine } = models[lane]!;
+      const prompts = promptsOf(lane);
       const first: number[] = [];
       for (const [row, sequence] of sequences.entries()) {
         let token = argmax(await engine.prefill(sequence, prompts[row]!));
@@ -70,6 +82,7 @@ export async function measureDecode(model: Model, lanes: readonly DecodeLane[], 
       for (let turn = 0; turn < policies.length; turn++) {
         const index = (turn + step) % policies.length;
         const sequences = batches[index]!;
+        const { engine } = models[index]!;
         const before = snapshotCounters(engine.counters);
         const started = performance.now();
         const logits = await engine.decode(sequences.map((sequence, row) => ({ sequence, token: tokens[index]![row]! })));
@@ -84,7 +97,7 @@ export async function measureDecode(model: Model, lanes: readonly DecodeLane[], 
       work: work[index]!,
     }));
   } finally {
-    for (const sequence of batches.flat()) engine.close(sequence);
+    for (const [lane, sequences] of batches.entries()) for (const sequence of sequences) models[lane]!.engine.close(sequence);
   }
 }
 
@@ -95,6 +108,23 @@ export function benchPrompt(tokens: number, vocabSize: number, seed: number): nu
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
     return 3 + (state % (vocabSize - 3));
   });
+}
+
+/**
+ * The engine's own share of its decode steps: (stepMs − sessionMs) ÷ stepMs
+ * summed over the steps' work: the time spent outside ONNX Runtime (buffers,
+ * masks, cache bookkeeping). onnxruntime-node copies its outputs inside
+ * `session.run`, so those copies count as ONNX Runtime's. NaN without any
+ * step time.
+ */
+export function engineOwnFraction(work: readonly EngineCounters[]): number {
+  let step = 0;
+  let session = 0;
+  for (const w of work) {
+    step += w.stepMs;
+    session += w.sessionMs;
+  }
+  return step > 0 ? (step - session) / step : NaN;
 }
 
 function difference(after: EngineCounters, before: EngineCounters): EngineCounters {

@@ -1,13 +1,13 @@
-import type { Device, EngineCounters, Model } from '@skipgen/core';
+import type { Device, EngineCounters, Model, RuntimeName } from '@skipgen/core';
 
 import type { BenchModel } from './bench-models.js';
 import { costModelFrom, idealSpeedup, median, type CostModel } from './cost-model.js';
-import { benchPrompt, measureDecode } from './measure-decode.js';
+import { benchPrompt, engineOwnFraction, measureDecode, type DecodeLane } from './measure-decode.js';
 import type { MemoryBandwidth } from './memory-bandwidth.js';
-import { loadBenchModel } from './slot-tokens.js';
+import { loadBenchModels, runtimeOf } from './slot-tokens.js';
 import { modelWeights, weightBytesPerToken, type ModelWeights } from './weight-bytes.js';
 import { greedyLayers } from '../policies/early-exit-tuning.js';
-import { policiesAtTargets, type ComparedPolicy, type PolicyAtTarget } from '../policies/policies-at-target.js';
+import { policiesAtTargets, type ComparedPolicy, type PolicyAtTarget, type UnavailablePolicy } from '../policies/policies-at-target.js';
 
 export interface BenchOptions {
   /** Batch sizes to measure. */
@@ -25,20 +25,28 @@ export interface BenchOptions {
   slotTokens?: number | undefined;
   /** Measured in the same run (CPU): the roofline's denominator. Without it the roofline fields are NaN. */
   bandwidth?: MemoryBandwidth | null | undefined;
+  /**
+   * How ONNX Runtime is driven (`--runtime`): one model per runtime, every
+   * configuration measured on each, all taking turns in one run. Default
+   * (undefined or empty): one model on loadModel's default runtime.
+   */
+  runtimes?: readonly RuntimeName[] | undefined;
   log: (line: string) => void;
 }
 
 /** One row of the benchmark table. */
 export interface BenchRow {
   model: string;
+  /** How ONNX Runtime was driven: the runtime the model got (`model.device.runtime`). */
+  runtime: RuntimeName;
   policy: string;
   target: number;
   batch: number;
   layersPerToken: number;
   tokensPerSecond: number;
-  /** Full depth's decode time over this one's, at the same batch size. */
+  /** Full depth's decode time over this one's, at the same batch size, on the same runtime. */
   realSpeedup: number;
-  /** From the cost model (layers + head + embedding) measured at full depth. */
+  /** From the cost model (layers + head + embedding) measured at full depth on the same runtime. */
   idealSpeedup: number;
   /** realSpeedup / idealSpeedup. */
   efficiency: number;
@@ -57,53 +65,86 @@ export interface BenchRow {
   rooflineMs: number;
   /** rooflineMs ÷ the measured ms per token (1000 / tokensPerSecond): how close decoding is to the bound. */
   rooflineFraction: number;
+  /**
+   * (stepMs − sessionMs) ÷ stepMs of the engine counters over this
+   * configuration's measured decode steps: the share of the engine's step time
+   * spent outside ONNX Runtime ("engine %").
+   */
+  engineOwnFraction: number;
   note?: string;
 }
 
 /**
  * Decode throughput of full depth and each policy at each target, run
  * alternately in one process so that drift on a shared machine hits every
- * configuration alike; medians over repeats.
+ * configuration alike; medians over repeats. With several `runtimes`, the
+ * model is loaded once per runtime and every configuration of each takes its
+ * turn in the same rotation; rows come per batch, then per runtime.
  */
 export async function runBench(benchModel: BenchModel, options: BenchOptions): Promise<BenchRow[]> {
   // Every configuration decodes its own batch at the same time (see measureDecode).
   const maxBatch = Math.max(...options.batches);
   const sequences = maxBatch * (1 + options.targets.length * options.policies.length);
-  const { model, slotTokens } = await loadBenchModel(benchModel.dir, {
-    sequences,
-    needTokens: benchSlotNeed(options.promptTokens, options.newTokens, maxBatch),
-    slotTokens: options.slotTokens,
-    device: options.device,
-    threads: options.threads,
-  });
+  const { models, slotTokens } = await loadBenchModels(
+    benchModel.dir,
+    {
+      sequences,
+      needTokens: benchSlotNeed(options.promptTokens, options.newTokens, maxBatch),
+      slotTokens: options.slotTokens,
+      device: options.device,
+      threads: options.threads,
+    },
+    options.runtimes,
+  );
   try {
+    const [model] = models as [Model, ...Model[]];
     const weights = await modelWeights(benchModel.dir, model.manifest);
-    const context: RowContext = {
-      name: benchModel.name,
-      slotTokens,
-      weights,
-      // The bandwidth is the CPU's: a roofline for another device would need that device's.
-      bandwidthGBps: options.bandwidth && model.device.device === 'cpu' ? options.bandwidth.gbPerSecond : NaN,
-    };
-    const { configs, skipped } = await configsFor(model, benchModel, options, context);
+    const contexts = models.map(
+      (each): RowContext => ({
+        name: benchModel.name,
+        model: each,
+        runtime: runtimeOf(each),
+        slotTokens,
+        weights,
+        // The bandwidth is the CPU's: a roofline for another device would need that device's.
+        bandwidthGBps: options.bandwidth && each.device.device === 'cpu' ? options.bandwidth.gbPerSecond : NaN,
+      }),
+    );
+    // The same checkpoint on every runtime: the configurations are chosen once.
+    const { configs, unavailable } = await configsFor(model, benchModel, options);
     const rows: BenchRow[] = [];
     for (const batch of options.batches) {
-      options.log(`${benchModel.name}: batch ${batch}, ${configs.length} configurations × ${options.repeats} repeats`);
-      rows.push(...(await measureBatch(model, context, configs, batch, options)));
-      rows.push(...skipped.map((row) => ({ ...row, batch })));
+      const runtimes = models.length > 1 ? ` on ${contexts.map((c) => c.runtime).join(' and ')}` : '';
+      options.log(`${benchModel.name}: batch ${batch}, ${configs.length} configurations${runtimes} × ${options.repeats} repeats`);
+      const measured = await measureBatch(contexts, configs, batch, options);
+      contexts.forEach((context, index) => {
+        rows.push(...measured[index]!);
+        rows.push(...unavailable.map(({ policy, target, note }) => skippedRow(context, policy, target, batch, note)));
+      });
     }
     return rows;
   } finally {
-    await model.dispose();
+    for (const model of models) await model.dispose();
   }
 }
 
-/** What every row of one model's run shares. */
+/** What every row of one model (one runtime) of a run shares. */
 interface RowContext {
   name: string;
+  model: Model;
+  runtime: RuntimeName;
   slotTokens: number;
   weights: ModelWeights;
   bandwidthGBps: number;
+}
+
+/** The row of a configuration that could not be built (a note says why). */
+function skippedRow(context: RowContext, policy: string, target: number, batch: number, note: string): BenchRow {
+  return {
+    model: context.name, runtime: context.runtime, policy, target, batch, layersPerToken: NaN, tokensPerSecond: NaN, realSpeedup: NaN, idealSpeedup: NaN, efficiency: NaN,
+    parameters: {}, slotTokens: context.slotTokens, weightBytesPerToken: NaN, bandwidthGBps: context.bandwidthGBps, rooflineMs: NaN, rooflineFraction: NaN,
+    engineOwnFraction: NaN, note,
+  };
 }
 
 /** Tokens the longest sequence of a run holds: prompt, new tokens, and the stagger of the largest batch's last row. */
@@ -128,8 +169,7 @@ async function configsFor(
   model: Model,
   benchModel: BenchModel,
   options: BenchOptions,
-  context: RowContext,
-): Promise<{ configs: PolicyAtTarget[]; skipped: BenchRow[] }> {
+): Promise<{ configs: PolicyAtTarget[]; unavailable: UnavailablePolicy[] }> {
   // The prompts the bench measures with (measureDecode's seeds), so Early Exit's threshold reaches the target there.
   const prompts = [0, 1, 2].map((i) => benchPrompt(options.promptTokens, model.manifest.dims.vocabSize, 1 + i * 97));
   const { candidates, unavailable } = await policiesAtTargets(model.manifest.dims.numLayers, options.targets, options.policies, {
@@ -137,24 +177,27 @@ async function configsFor(
     earlyExitLayers: benchModel.trained ? greedyLayers(model, prompts, options.newTokens) : null,
     log: (line) => options.log(`${benchModel.name}: ${line}`),
   });
-  const skipped = unavailable.map(({ policy, target, note }): BenchRow => ({
-    model: benchModel.name, policy, target, batch: 0, layersPerToken: NaN, tokensPerSecond: NaN, realSpeedup: NaN, idealSpeedup: NaN, efficiency: NaN, parameters: {},
-    slotTokens: context.slotTokens, weightBytesPerToken: NaN, bandwidthGBps: context.bandwidthGBps, rooflineMs: NaN, rooflineFraction: NaN, note,
-  }));
-  return { configs: candidates, skipped };
+  return { configs: candidates, unavailable };
 }
 
-async function measureBatch(model: Model, context: RowContext, configs: PolicyAtTarget[], batch: number, options: BenchOptions): Promise<BenchRow[]> {
-  const lanes = configs.map((config) => ({ policy: config.skip }));
+/**
+ * Every configuration on every runtime, all taking turns in one measurement;
+ * the rows of each runtime (in the order of `contexts`), with speedups against
+ * full depth (the first configuration) on that runtime.
+ */
+async function measureBatch(contexts: readonly RowContext[], configs: PolicyAtTarget[], batch: number, options: BenchOptions): Promise<BenchRow[][]> {
+  const lanes: DecodeLane[] = contexts.flatMap((context) => configs.map((config) => ({ policy: config.skip, model: context.model })));
+  const lane = (runtime: number, config: number) => runtime * configs.length + config;
+  const model = contexts[0]!.model;
   const setup = { batch, promptTokens: options.promptTokens, newTokens: options.newTokens, seed: 1, stagger: staggerFor(batch, options.newTokens) };
   await measureDecode(model, lanes, { ...setup, newTokens: Math.min(8, options.newTokens) });
-  const stepMs = configs.map((): number[][] => []);
-  const layersPerToken = configs.map((): number[] => []);
-  const work = configs.map((): EngineCounters[] => []);
-  const costs: CostModel[] = [];
+  const stepMs = lanes.map((): number[][] => []);
+  const layersPerToken = lanes.map((): number[] => []);
+  const work = lanes.map((): EngineCounters[] => []);
+  const costs = contexts.map((): CostModel[] => []);
   for (let repeat = 0; repeat < options.repeats; repeat++) {
     const runs = await measureDecode(model, lanes, { ...setup, seed: 1 + repeat * 97 });
-    costs.push(costModelFrom(runs[0]!.work));
+    contexts.forEach((_, runtime) => costs[runtime]!.push(costModelFrom(runs[lane(runtime, 0)]!.work)));
     runs.forEach((run, index) => {
       stepMs[index]!.push(run.stepMs);
       layersPerToken[index]!.push(run.layersPerToken);
@@ -166,32 +209,38 @@ async function measureBatch(model: Model, context: RowContext, configs: PolicyAt
   // schedule's real cost and drops the bursts of a shared machine.
   const decodeMs = stepMs.map((repeats) => repeats[0]!.reduce((sum, _, t) => sum + median(repeats.map((steps) => steps[t]!)), 0));
   const steps = options.newTokens - 1;
-  const cost: CostModel = {
-    layerMs: median(costs.map((c) => c.layerMs)),
-    headMs: median(costs.map((c) => c.headMs)),
-    embedMs: median(costs.map((c) => c.embedMs)),
-  };
   const numLayers = model.manifest.dims.numLayers;
-  return configs.map((config, index) => {
-    const layers = median(layersPerToken[index]!);
-    const realSpeedup = decodeMs[0]! / decodeMs[index]!;
-    const ideal = idealSpeedup(cost, numLayers, layers);
-    const tokensPerSecond = (batch * steps * 1000) / decodeMs[index]!;
-    return {
-      model: context.name,
-      policy: config.policy,
-      target: config.target,
-      batch,
-      layersPerToken: layers,
-      tokensPerSecond,
-      realSpeedup,
-      idealSpeedup: ideal,
-      efficiency: realSpeedup / ideal,
-      parameters: config.skip.parameters,
-      slotTokens: context.slotTokens,
-      ...roofline(context.weights, work[index]!, batch, context.bandwidthGBps, tokensPerSecond),
-      ...(config.note ? { note: config.note } : {}),
+  return contexts.map((context, runtime) => {
+    const cost: CostModel = {
+      layerMs: median(costs[runtime]!.map((c) => c.layerMs)),
+      headMs: median(costs[runtime]!.map((c) => c.headMs)),
+      embedMs: median(costs[runtime]!.map((c) => c.embedMs)),
     };
+    const fullMs = decodeMs[lane(runtime, 0)]!;
+    return configs.map((config, index): BenchRow => {
+      const at = lane(runtime, index);
+      const layers = median(layersPerToken[at]!);
+      const realSpeedup = fullMs / decodeMs[at]!;
+      const ideal = idealSpeedup(cost, numLayers, layers);
+      const tokensPerSecond = (batch * steps * 1000) / decodeMs[at]!;
+      return {
+        model: context.name,
+        runtime: context.runtime,
+        policy: config.policy,
+        target: config.target,
+        batch,
+        layersPerToken: layers,
+        tokensPerSecond,
+        realSpeedup,
+        idealSpeedup: ideal,
+        efficiency: realSpeedup / ideal,
+        parameters: config.skip.parameters,
+        slotTokens: context.slotTokens,
+        ...roofline(context.weights, work[at]!, batch, context.bandwidthGBps, tokensPerSecond),
+        engineOwnFraction: engineOwnFraction(work[at]!),
+        ...(config.note ? { note: config.note } : {}),
+      };
+    });
   });
 }
 

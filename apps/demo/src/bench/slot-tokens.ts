@@ -1,4 +1,4 @@
-import { InvalidRequestError, loadModel, type Device, type Model } from '@skipgen/core';
+import { InvalidRequestError, loadModel, type Device, type Model, type RuntimeName } from '@skipgen/core';
 import { kvCache, type KvCacheOptions } from '@skipgen/kv-cache';
 
 /**
@@ -32,6 +32,8 @@ export interface BenchLoadOptions {
   slotTokens?: number | undefined;
   device: Device;
   threads?: number | undefined;
+  /** How ONNX Runtime is driven (`--runtime`); default: loadModel's (`SKIPGEN_RUNTIME`, else the C API). */
+  runtime?: RuntimeName | undefined;
 }
 
 /**
@@ -46,6 +48,7 @@ export async function loadBenchModel(dir: string, options: BenchLoadOptions): Pr
       kvCache: kvCache(benchKvCache(options.sequences, options.needTokens, options.slotTokens, options.needs)),
       device: options.device,
       ...(options.threads ? { threads: options.threads } : {}),
+      ...(options.runtime ? { runtime: options.runtime } : {}),
     });
   } catch (error) {
     if (options.slotTokens === undefined && error instanceof InvalidRequestError && error.field === 'kvCache') {
@@ -58,6 +61,36 @@ export async function loadBenchModel(dir: string, options: BenchLoadOptions): Pr
     throw error;
   }
   return { model, slotTokens: slotTokensOf(model, options.sequences) };
+}
+
+/**
+ * Loads a bench model once per runtime (`runtimes` empty or undefined: once,
+ * on loadModel's default), all with the same cache; if one fails, those
+ * already loaded are disposed.
+ */
+export async function loadBenchModels(
+  dir: string,
+  options: Omit<BenchLoadOptions, 'runtime'>,
+  runtimes: readonly RuntimeName[] | undefined,
+): Promise<{ models: Model[]; slotTokens: number }> {
+  const models: Model[] = [];
+  let slotTokens = 0;
+  try {
+    for (const runtime of runtimes?.length ? runtimes : [undefined]) {
+      const loaded = await loadBenchModel(dir, { ...options, runtime });
+      models.push(loaded.model);
+      slotTokens = loaded.slotTokens;
+    }
+  } catch (error) {
+    await Promise.all(models.map((model) => model.dispose()));
+    throw error;
+  }
+  return { models, slotTokens };
+}
+
+/** The runtime a bench model got: `model.device.runtime`. */
+export function runtimeOf(model: Model): RuntimeName {
+  return model.device.runtime ?? 'c-api';
 }
 
 /** The slot length the model's cache ended up with (the plugin caps it at max_position_embeddings). */

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 
-import type { Device } from '@skipgen/core';
+import { InvalidRequestError, type Device, type RuntimeName } from '@skipgen/core';
 import { presets, stories260kDir, type PresetName } from '@skipgen/test-models';
 
 import { checkpointModel, presetModel, type BenchModel } from '../bench/bench-models.js';
@@ -28,7 +28,16 @@ interface BenchFlags {
   draftTokens: number[];
   slotTokens?: number;
   bandwidthMib: number;
+  runtime?: RuntimeFlag;
   json?: boolean;
+}
+
+type RuntimeFlag = RuntimeName | 'both';
+
+/** `--runtime`: the runtimes to load the models on; undefined leaves it to loadModel (`SKIPGEN_RUNTIME`, else the C API). */
+export function benchRuntimes(flag: RuntimeFlag | undefined): RuntimeName[] | undefined {
+  if (flag === undefined) return undefined;
+  return flag === 'both' ? ['c-api', 'onnxruntime-node'] : [flag];
 }
 
 /** stories260K beside the repository, a real trained model; the bench runs without it. */
@@ -64,6 +73,12 @@ export function benchCommand(): Command {
       "tokens each sequence's KV-cache slot holds (default: what kvCache() gives, min(max_position_embeddings, 4096)); at least prompt + new tokens + the batch stagger",
       integer(1),
     )
+    .addOption(
+      new Option(
+        '--runtime <runtime>',
+        "how ONNX Runtime is driven: c-api (IO binding, no copies), onnxruntime-node (session.run, copies every output), or both, taking turns in one run (default: SKIPGEN_RUNTIME, else c-api)",
+      ).choices(['c-api', 'onnxruntime-node', 'both']),
+    )
     .option('--bandwidth-mib <n>', 'size of the float32 input the memory bandwidth is measured on, for the roofline (larger than any cache)', integer(16, 4096), 256)
     .option('--json', 'print the rows as a JSON array')
     .action(async (flags: BenchFlags) => {
@@ -72,6 +87,10 @@ export function benchCommand(): Command {
       const header = (text: string) => (flags.json ? log(text) : console.log(`${text}\n`));
       // A slot too short for the policy bench is refused before anything is converted or measured (the other modes check at load).
       if (!flags.speculative && !flags.contexts) benchKvCache(1, benchSlotNeed(flags.promptTokens, flags.newTokens, Math.max(...flags.batch)), flags.slotTokens);
+      if (flags.speculative && flags.runtime !== undefined) {
+        throw new InvalidRequestError('--runtime', 'is not supported with --speculative; leave it out (SKIPGEN_RUNTIME still picks the runtime)');
+      }
+      const runtimes = benchRuntimes(flags.runtime);
       const models: BenchModel[] = [];
       if (flags.model) models.push({ name: flags.model, dir: flags.model, trained: flags.trained ?? false });
       if (flags.preset) models.push(await presetModel(flags.preset, log));
@@ -114,6 +133,7 @@ export function benchCommand(): Command {
                 device: flags.device,
                 threads: flags.threads,
                 slotTokens: flags.slotTokens,
+                runtimes,
               })),
             );
           }
@@ -136,6 +156,7 @@ export function benchCommand(): Command {
         policies: ['unified', 'skipdecode', 'early-exit'],
         slotTokens: flags.slotTokens,
         bandwidth,
+        runtimes,
         log,
       };
       const rows: BenchRow[] = [];

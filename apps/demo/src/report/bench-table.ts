@@ -9,14 +9,21 @@ const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value
 
 const percent = (value: number) => (Number.isFinite(value) ? `${(value * 100).toFixed(1)}%` : '–');
 
+/** Whether rows come from more than one runtime, so that tables name each row's. */
+function severalRuntimes(rows: readonly { runtime?: string }[]): boolean {
+  return new Set(rows.map((r) => r.runtime)).size > 1;
+}
+
 /**
- * The benchmark rows as a Markdown table, one row per model, batch, policy and
- * target. With a measured bandwidth, the roofline columns: weights read per
- * token, the memory-bound floor in ms/token, and the measured ms/token as a
- * share of it.
+ * The benchmark rows as a Markdown table, one row per model, batch, runtime
+ * (a column when the rows come from more than one), policy and target; "engine
+ * %" is the engine's own share of its step time, outside ONNX Runtime. With a
+ * measured bandwidth, the roofline columns: weights read per token, the
+ * memory-bound floor in ms/token, and the measured ms/token as a share of it.
  */
 export function benchTable(rows: readonly BenchRow[]): string {
   const withRoofline = rows.some((r) => Number.isFinite(r.rooflineMs));
+  const withRuntime = severalRuntimes(rows);
   const roofline = (r: BenchRow) =>
     withRoofline
       ? [fixed(r.weightBytesPerToken / 1e6, 1), fixed(1000 / r.tokensPerSecond, 2), fixed(r.rooflineMs, 2), percent(r.rooflineFraction)]
@@ -24,13 +31,14 @@ export function benchTable(rows: readonly BenchRow[]): string {
   return markdownTable(
     [
       [
-        'model', 'batch', 'policy', 'target', 'layers/token', 'tokens/s', 'real speedup', 'ideal speedup', 'efficiency',
+        'model', 'batch', ...(withRuntime ? ['runtime'] : []), 'policy', 'target', 'layers/token', 'tokens/s', 'real speedup', 'ideal speedup', 'efficiency', 'engine %',
         ...(withRoofline ? ['MB read/token', 'ms/token', 'roofline ms/token', '% of roofline'] : []),
         'notes',
       ],
       ...rows.map((r) => [
         r.model,
         String(r.batch),
+        ...(withRuntime ? [r.runtime] : []),
         r.policy,
         r.policy === 'full' ? '–' : `${r.target}x`,
         fixed(r.layersPerToken, 2),
@@ -38,17 +46,18 @@ export function benchTable(rows: readonly BenchRow[]): string {
         `${fixed(r.realSpeedup, 2)}x`,
         `${fixed(r.idealSpeedup, 2)}x`,
         percent(r.efficiency),
+        percent(r.engineOwnFraction),
         ...roofline(r),
         r.note ?? '',
       ]),
     ],
-    { align: ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', ...(withRoofline ? ['r', 'r', 'r', 'r'] : []), 'l'] },
+    { align: ['l', 'r', ...(withRuntime ? ['l'] : []), 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', ...(withRoofline ? ['r', 'r', 'r', 'r'] : []), 'l'] },
   );
 }
 
-/** What a bench table was measured with: the memory bandwidth, and each model's KV-cache slot length. */
+/** What a bench table was measured with: the memory bandwidth, the runtime, and each model's KV-cache slot length. */
 export function benchHeader(
-  rows: readonly { model: string; slotTokens: number }[],
+  rows: readonly { model: string; slotTokens: number; runtime?: string }[],
   settings: { bandwidth?: MemoryBandwidth | null; slotTokensFlag?: number | undefined },
 ): string {
   const lines: string[] = [];
@@ -59,6 +68,11 @@ export function benchHeader(
       `memory bandwidth: ${bandwidth.gbPerSecond.toFixed(1)} GB/s (ONNX Runtime ReduceSum over ${(bandwidth.bytes / 2 ** 20).toFixed(0)} MiB of float32 on the CPU, ` +
         `${threads}, median of ${bandwidth.runs} runs)`,
     );
+  }
+  const runtimes = [...new Set(rows.flatMap((r) => (r.runtime === undefined ? [] : [r.runtime])))];
+  if (runtimes.length === 1) lines.push(`runtime: ${runtimes[0]!}`);
+  if (runtimes.length > 1) {
+    lines.push(`runtimes: ${runtimes.join(', ')}, taking turns in one run; speedups are against full depth on the same runtime and batch`);
   }
   const flag = settings.slotTokensFlag;
   const slots = new Map<string, number>();
@@ -72,12 +86,14 @@ export function benchHeader(
 
 /** Decode step cost by context length. */
 export function contextTable(rows: readonly ContextRow[]): string {
+  const withRuntime = severalRuntimes(rows);
   return markdownTable(
     [
-      ['model', 'batch', 'context', 'ms/step', 'in ONNX Runtime', 'outside', 'outside share'],
+      ['model', 'batch', ...(withRuntime ? ['runtime'] : []), 'context', 'ms/step', 'in ONNX Runtime', 'outside', 'outside share'],
       ...rows.map((r) => [
         r.model,
         String(r.batch),
+        ...(withRuntime ? [r.runtime] : []),
         String(r.context),
         r.msPerStep.toFixed(2),
         `${r.runtimeMs.toFixed(2)} ms`,
@@ -85,7 +101,7 @@ export function contextTable(rows: readonly ContextRow[]): string {
         `${((r.outsideMs / r.msPerStep) * 100).toFixed(1)}%`,
       ]),
     ],
-    { align: ['l', 'r', 'r', 'r', 'r', 'r', 'r'] },
+    { align: ['l', 'r', ...(withRuntime ? ['l'] : []), 'r', 'r', 'r', 'r', 'r'] },
   );
 }
 
