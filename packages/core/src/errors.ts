@@ -109,6 +109,29 @@ export class TokenizerMissingError extends SkipgenError {
   }
 }
 
+/** `chat` was called on a model whose tokenizer_config.json has no chat template. Nothing was run. */
+export class ChatTemplateMissingError extends SkipgenError {
+  override readonly name = 'ChatTemplateMissingError';
+  constructor(readonly path: string) {
+    super(
+      `${path}: the model's tokenizer_config.json has no chat_template, so chat messages cannot be turned into a prompt ` +
+        `(a base model, not an instruction-tuned one?); use generate() with a plain text prompt instead`,
+    );
+  }
+}
+
+/**
+ * The chat template could not be parsed or failed while rendering, for
+ * instance through its own `raise_exception` (roles that do not alternate, a
+ * role the model does not support). `detail` is the template's message. Nothing was run.
+ */
+export class ChatTemplateError extends SkipgenError {
+  override readonly name = 'ChatTemplateError';
+  constructor(readonly detail: string, options?: ErrorOptions) {
+    super(`chat template: ${detail}`, options);
+  }
+}
+
 /** Anything thrown, as an Error (an AbortSignal's reason may be any value). */
 export function asError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));

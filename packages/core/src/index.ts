@@ -49,6 +49,8 @@ export { createSampler, argmax, samplingDistribution, type Sampler, type Samplin
 export { SeededRandom } from './sampling/seeded-random.js';
 export { IncrementalDecoder } from './tokenizer/incremental-decoder.js';
 export { TextTokenizer } from './tokenizer/text-tokenizer.js';
+export { ChatTemplate, type ChatTemplateOptions } from './tokenizer/chat-template.js';
+export { CHAT_ROLES, type ChatMessage, type ChatRole } from './tokenizer/chat-messages.js';
 export { StopStringMatcher } from './generation/stop-strings.js';
 export { GenerationTask, type TaskState } from './generation/generation-task.js';
 export { isSoloScheduler, prefillTask, runAlone, soloScheduler, type Scheduler, type SchedulerContext, type SchedulerFactory } from './generation/scheduler.js';
@@ -56,6 +58,8 @@ export { resolveGeneration, type ResolvedGeneration } from './generation/resolve
 export { openOnDevice, type Device, type DeviceChoice } from './runtime/execution-provider.js';
 
 export {
+  ChatTemplateError,
+  ChatTemplateMissingError,
   ComputeTypeMismatchError,
   CudaUnavailableError,
   GraphRunError,

@@ -18,4 +18,5 @@ export { kvAt, zeroSlot, type PositionKv } from './cache-slot.js';
 export { expectSameAsSolo } from './same-as-solo.js';
 export { errorOf, expectSkipPolicyError } from './policy-errors.js';
 export { spacingTokenizer, writeSpacingTokenizer } from './spacing-tokenizer.js';
+export { CHATML_TOKENIZER_SPEC, CHATML_TOKENS, QWEN25_CHAT_TEMPLATE, SMOLLM2_CHAT_TEMPLATE, writeChatTokenizer } from './chat-templates.js';
 export { writeReshapeGraph, type DeclaredValue } from './reshape-graph.js';

@@ -6,6 +6,11 @@ export interface TokenizerSpec {
   vocabSize: number;
   bosTokenId: number;
   eosTokenId: number;
+  /**
+   * More special tokens at given ids, such as ChatML's `<|im_start|>` and
+   * `<|im_end|>` (added tokens the tokenizer never splits, skipped when decoding).
+   */
+  specialTokens?: readonly { id: number; content: string }[];
 }
 
 /**
@@ -34,12 +39,17 @@ function bytesToUnicode(): string[] {
  */
 export function byteLevelTokenizer(spec: TokenizerSpec): Record<string, unknown> {
   const { vocabSize, bosTokenId, eosTokenId } = spec;
-  if (vocabSize < 258) throw new Error('byteLevelTokenizer: a byte-level vocabulary needs at least 258 tokens');
+  const specials = [{ id: bosTokenId, content: '<|bos|>' }, { id: eosTokenId, content: '<|eos|>' }, ...(spec.specialTokens ?? [])];
+  const reserved = new Set(specials.map((token) => token.id));
+  if (reserved.size !== specials.length || specials.some((token) => !Number.isInteger(token.id) || token.id < 0 || token.id >= vocabSize)) {
+    throw new Error('byteLevelTokenizer: special token ids must be distinct ids of the vocabulary');
+  }
+  if (vocabSize < 256 + reserved.size) throw new Error(`byteLevelTokenizer: a byte-level vocabulary with these special tokens needs at least ${256 + reserved.size} tokens`);
   const chars = bytesToUnicode();
   const vocab: Record<string, number> = {};
   let next = 0;
   const claim = () => {
-    while (next === bosTokenId || next === eosTokenId) next++;
+    while (reserved.has(next)) next++;
     return next++;
   };
   for (const c of chars) vocab[c] = claim();
@@ -47,7 +57,7 @@ export function byteLevelTokenizer(spec: TokenizerSpec): Record<string, unknown>
   const letters = ' etaoinshrdlu'.split('').map((c) => chars[c.charCodeAt(0)]!);
   outer: for (const a of letters) {
     for (const b of letters) {
-      if (Object.keys(vocab).length + 2 >= vocabSize) break outer;
+      if (Object.keys(vocab).length + reserved.size >= vocabSize) break outer;
       const merged = a + b;
       if (merged in vocab) continue;
       vocab[merged] = claim();
@@ -59,7 +69,7 @@ export function byteLevelTokenizer(spec: TokenizerSpec): Record<string, unknown>
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [special(bosTokenId, '<|bos|>'), special(eosTokenId, '<|eos|>')],
+    added_tokens: specials.map((token) => special(token.id, token.content)),
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: {
@@ -84,11 +94,16 @@ export function byteLevelTokenizer(spec: TokenizerSpec): Record<string, unknown>
   };
 }
 
-/** Writes `tokenizer.json` and a matching `tokenizer_config.json` into a checkpoint directory. */
-export async function writeTokenizer(dir: string, spec: TokenizerSpec): Promise<void> {
+/**
+ * Writes `tokenizer.json` and a matching `tokenizer_config.json` into a
+ * checkpoint (or converted model) directory, replacing any there. `config`
+ * adds or overrides `tokenizer_config.json` fields, e.g. a `chat_template`
+ * and an `eos_token` of the spec's `specialTokens`.
+ */
+export async function writeTokenizer(dir: string, spec: TokenizerSpec, config: Record<string, unknown> = {}): Promise<void> {
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(byteLevelTokenizer(spec)));
   await writeFile(
     join(dir, 'tokenizer_config.json'),
-    JSON.stringify({ bos_token: '<|bos|>', eos_token: '<|eos|>', add_bos_token: true, model_max_length: 4096, tokenizer_class: 'PreTrainedTokenizerFast' }),
+    JSON.stringify({ bos_token: '<|bos|>', eos_token: '<|eos|>', add_bos_token: true, model_max_length: 4096, tokenizer_class: 'PreTrainedTokenizerFast', ...config }),
   );
 }

@@ -26,7 +26,7 @@ export interface GenerateOptions {
   stop?: readonly string[];
   /** Which layers run; default: every layer (`fullDepth()`). */
   policy?: SkipPolicy;
-  /** Encode a text prompt with the tokenizer's special tokens (BOS). Default true. */
+  /** Encode a text prompt with the tokenizer's special tokens (BOS). Default true; false for `chat`, whose template writes them. */
   addSpecialTokens?: boolean;
   /** Cancels the generation; the promise rejects (or the stream throws) with the signal's reason. */
   signal?: AbortSignal;

@@ -1,7 +1,7 @@
 import type { KvCache } from '../cache/kv-cache.js';
 import type { Engine } from '../engine/engine.js';
 import type { ModelGraphs } from '../engine/model-graphs.js';
-import { asError, InvalidRequestError, ModelDisposedError, TokenizerMissingError } from '../errors.js';
+import { asError, ChatTemplateMissingError, InvalidRequestError, ModelDisposedError, TokenizerMissingError } from '../errors.js';
 import type { ModelManifest } from '../format/manifest.js';
 import { GenerationTask } from '../generation/generation-task.js';
 import type { Scheduler, SchedulerFactory } from '../generation/scheduler.js';
@@ -10,6 +10,8 @@ import { assertOptionsObject, resolveGeneration } from '../generation/resolve-op
 import { fullDepth } from '../policy/full-depth.js';
 import type { BoundSkipPolicy, SkipPolicy } from '../policy/skip-policy.js';
 import type { DeviceChoice } from '../runtime/execution-provider.js';
+import type { ChatMessage } from '../tokenizer/chat-messages.js';
+import { ChatTemplate } from '../tokenizer/chat-template.js';
 import type { TextTokenizer } from '../tokenizer/text-tokenizer.js';
 
 /** Result of {@link Model.score}. */
@@ -57,7 +59,14 @@ export class Model {
     scheduler: SchedulerFactory,
   ) {
     this.scheduler = scheduler.create({ engine, prefillChunkTokens });
+    this.chatTemplate = tokenizer ? ChatTemplate.fromTokenizer(tokenizer, manifest.generation.eosTokenIds) : null;
   }
+
+  /**
+   * The chat template of the model's `tokenizer_config.json`, which `chat`
+   * renders; null when the model has no tokenizer or its config no `chat_template`.
+   */
+  readonly chatTemplate: ChatTemplate | null;
 
   /** Runs the tasks `generate` and `stream` create; see `LoadModelOptions.scheduler`. */
   readonly scheduler: Scheduler;
@@ -100,6 +109,55 @@ export class Model {
     const task = this.createTask(prompt, options);
     this.scheduler.submit(task);
     return task.stream;
+  }
+
+  /**
+   * Answers a conversation: renders `messages` with the model's chat template
+   * (ending with the opening of the assistant's turn) and generates from that
+   * prompt like `generate`, the same options and result. The rendered text
+   * already holds the template's special tokens, so it is encoded without
+   * adding BOS (unless `addSpecialTokens` says so), and generation stops at the
+   * end of the assistant's turn (`chatTemplate.endOfTurnTokenIds`) unless
+   * `eosTokenIds` is given. Throws `ChatTemplateMissingError` for a model
+   * without a chat template, `TokenizerMissingError` for one without a
+   * tokenizer, `ChatTemplateError` when the template fails.
+   *
+   * @example
+   * ```ts
+   * const { text } = await model.chat([
+   *   { role: 'system', content: 'You are a concise assistant.' },
+   *   { role: 'user', content: 'What is the capital of France?' },
+   * ], { maxNewTokens: 32 });
+   * ```
+   */
+  chat(messages: readonly ChatMessage[], options: GenerateOptions = {}): Promise<GenerateResult> {
+    try {
+      return this.chatStream(messages, options).result;
+    } catch (error) {
+      return Promise.reject(asError(error));
+    }
+  }
+
+  /**
+   * `chat`, token by token, as `stream` is to `generate`. Bad messages or
+   * options and template failures throw here, before anything runs.
+   *
+   * @example
+   * ```ts
+   * for await (const token of model.chatStream([{ role: 'user', content: 'Tell me a story.' }])) process.stdout.write(token.text);
+   * ```
+   */
+  chatStream(messages: readonly ChatMessage[], options: GenerateOptions = {}): GenerationStream {
+    if (this.disposed) throw new ModelDisposedError();
+    assertOptionsObject(options);
+    if (!this.tokenizer) throw new TokenizerMissingError(this.dir);
+    if (!this.chatTemplate) throw new ChatTemplateMissingError(this.dir);
+    const prompt = this.chatTemplate.render(messages, { addGenerationPrompt: true });
+    return this.stream(prompt, {
+      ...options,
+      addSpecialTokens: options.addSpecialTokens ?? false,
+      eosTokenIds: options.eosTokenIds ?? this.chatTemplate.endOfTurnTokenIds,
+    });
   }
 
   /**

@@ -10,6 +10,7 @@ import { cleanUpTokenizationSpaces } from './tokenization-spaces.js';
 interface HfTokenizer {
   encode(text: string, options: { add_special_tokens: boolean }): { ids: number[] };
   decode(ids: number[], options: { skip_special_tokens: boolean; clean_up_tokenization_spaces: boolean }): string;
+  token_to_id(token: string): number | undefined;
 }
 
 /**
@@ -25,6 +26,8 @@ export class TextTokenizer {
     private readonly tokenizer: HfTokenizer,
     /** Whether {@link decode} cleans up tokenization spaces (`clean_up_tokenization_spaces` in `tokenizer_config.json`). */
     readonly cleansUpSpaces: boolean,
+    /** The parsed `tokenizer_config.json` (`{}` when the model has none): special tokens, `chat_template`. */
+    readonly config: Readonly<Record<string, unknown>>,
   ) {}
 
   /** Loads `tokenizer.json` (and `tokenizer_config.json`) from a model directory. */
@@ -43,14 +46,20 @@ export class TextTokenizer {
 
   /** A tokenizer from the parsed contents of `tokenizer.json` and `tokenizer_config.json`. */
   static fromJson(json: object, config: object = {}): TextTokenizer {
+    const settings = config !== null && typeof config === 'object' && !Array.isArray(config) ? (config as Record<string, unknown>) : {};
     // @huggingface/tokenizers cleans up unless the config says false; skipgen keeps that default.
-    const cleanUp = (config as { clean_up_tokenization_spaces?: unknown } | null)?.clean_up_tokenization_spaces !== false;
-    return new TextTokenizer(new Tokenizer(json, config), cleanUp);
+    const cleanUp = settings.clean_up_tokenization_spaces !== false;
+    return new TextTokenizer(new Tokenizer(json, settings), cleanUp, settings);
   }
 
   /** Token ids of `text`; special tokens such as BOS are added as the tokenizer's post-processor says. */
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+  }
+
+  /** Id of a token of the vocabulary (added tokens included), given as its string; undefined when there is none. */
+  tokenId(token: string): number | undefined {
+    return this.tokenizer.token_to_id(token);
   }
 
   /**
