@@ -1,0 +1,3 @@
+import config from '@skipgen/eslint-config';
+
+export default config;

@@ -1,0 +1,3 @@
+import { skipgenVitestConfig } from '@skipgen/vitest-config';
+
+export default skipgenVitestConfig();
