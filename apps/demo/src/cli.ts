@@ -11,6 +11,7 @@ import { benchCommand } from './commands/bench.js';
 import { generateCommand } from './commands/generate.js';
 import { gpuCheckCommand } from './commands/gpu-check.js';
 import { planCommand } from './commands/plan.js';
+import { serveCommand } from './commands/serve.js';
 
 const program = new Command('skipgen')
   .description('Run decoder-only LLMs on ONNX Runtime and decode faster by skipping layers')
@@ -21,6 +22,7 @@ const program = new Command('skipgen')
   .addCommand(benchCommand())
   .addCommand(evalCommand())
   .addCommand(demoCommand())
+  .addCommand(serveCommand())
   .addCommand(cudaSetupCommand())
   .addCommand(gpuCheckCommand());
 

@@ -1,0 +1,10 @@
+export { createServer, type SkipgenServer } from './server.js';
+export { resolveServerOptions, SERVER_DEFAULTS, type ServerOptions } from './server-options.js';
+export { closeOnSignals, type CloseOnSignalsOptions, type Closable, type SignalSource } from './lifecycle/shutdown-signals.js';
+export { ApiError, type ApiErrorType, type OpenAiErrorBody } from './errors/api-error.js';
+export { ServerConfigError } from './errors/server-config-error.js';
+export { SHIPPED_MODEL, type ConvertProgress, type ModelSource } from './model/model-spec.js';
+export { BUILT_IN_POLICIES, type SkipReport } from './skip/skip-policies.js';
+export { COMPLETION_DEFAULT_MAX_TOKENS } from './routes/completions.js';
+export type { ServerMetrics } from './metrics/server-metrics.js';
+export type { Usage } from './openai/response-format.js';

@@ -1,0 +1,3 @@
+import { skipgenTsupConfig } from '@skipgen/tsup-config';
+
+export default skipgenTsupConfig();
