@@ -38,7 +38,7 @@ cp "$stage/package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so" "$stage/p
 rm -rf "$stage/package"
 
 cp "$(command -v node)" "$stage/node/bin/node"
-cp "$root/tooling/gpu-check/run.sh" "$stage/"
+cp "$root/tooling/gpu-check/run.sh" "$root/tooling/gpu-check/serve-check.mjs" "$stage/"
 
 rm -rf "$out" && mkdir -p "$out"
 tar -C "$stage" -cf - . | xz -T0 -6 | split -b "${part_mb}m" -d - "$out/bundle.tar.xz.part"

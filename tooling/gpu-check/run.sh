@@ -26,4 +26,7 @@ if [ "$status" -ge 128 ] && command -v cuda-gdb >/dev/null; then
   model="$(ls -d .skipgen-cache/*-float16/model | head -1)"
   cuda-gdb -q -batch -ex run -ex bt --args "$(command -v node)" "$home/app/cli.mjs" generate --model "$model" --device cuda --prompt-ids 1,2,3 --max-new-tokens 2 2>&1 | tail -40
 fi
+if [ "$status" -eq 0 ] && [ -n "${GPU_SERVE_CHECK:-}" ]; then
+  node "$home/serve-check.mjs" "$home/app/cli.mjs" "$home/work" "${GPU_SERVE_DEVICE:-cuda}" || status=$?
+fi
 exit "$status"

@@ -31,6 +31,8 @@ models="$root/packages/model-tiny-shakespeare/models"
 mkdir -p "$models" "$work/converted"
 node "$root/apps/demo/dist/cli.js" convert "$work/unified/checkpoint" "$models/skip-aware" --dtype fp16 --overwrite
 node "$root/apps/demo/dist/cli.js" convert "$work/normal/checkpoint" "$models/normal" --dtype fp16 --overwrite
+# The skip-aware checkpoint ships too, rounded to float16 (the rounding --weights fp16 applies).
+"$python" -m skiptrain.export_fp16 --checkpoint "$work/unified/checkpoint" --out "$root/packages/model-tiny-shakespeare/checkpoints/skip-aware"
 for method in early-exit skipdecode; do
   node "$root/apps/demo/dist/cli.js" convert "$work/$method/checkpoint" "$work/converted/$method" --dtype fp16 --overwrite
 done
@@ -41,4 +43,13 @@ node "$root/apps/demo/dist/cli.js" eval \
   --model "skip-aware=$models/skip-aware" --model "normal=$models/normal" \
   --model "early-exit=$work/converted/early-exit" --model "skipdecode=$work/converted/skipdecode" \
   --text "$work/held-out.txt" --targets 2,3 --chart "$results/quality" --json > "$results/eval.json"
+# Quantized weights: the skip-aware checkpoint at fp32, int8 and int4 (block 32, zero points), unified only.
+checkpoint="$root/packages/model-tiny-shakespeare/checkpoints/skip-aware"
+for weights in fp32 int8 int4; do
+  node "$root/apps/demo/dist/cli.js" convert "$checkpoint" "$work/converted/skip-aware-$weights" --weights "$weights" --overwrite
+done
+node "$root/apps/demo/dist/cli.js" eval \
+  --model "skip-aware-fp32=$work/converted/skip-aware-fp32" --model "skip-aware-int8=$work/converted/skip-aware-int8" \
+  --model "skip-aware-int4=$work/converted/skip-aware-int4" \
+  --text "$work/held-out.txt" --policies unified --targets 2,3 --json > "$results/quantized.json"
 echo "done: models in $models, loss curves in $here/results, evaluation in $results"

@@ -399,6 +399,32 @@ describe('the skipgen CLI (built)', () => {
       expect(allowed.code, allowed.stderr).toBe(0);
     });
 
+    it('--weights int8|int4 writes MatMulNBits graphs and says how they were quantized; quantization flags without them are refused in one line', async () => {
+      const hf = join(root, 'quantized-hf');
+      await writeCheckpoint(hf, presets['llama-tied']);
+      const int8 = await skipgen('convert', hf, join(root, 'int8-out'), '--weights', 'int8');
+      expect(int8.code, int8.stderr).toBe(0);
+      expect(int8.stdout).toContain('(int8 weights (block 32, zero points), float32 compute)');
+      const int4 = await skipgen('convert', hf, join(root, 'int4-out'), '--weights', 'int4', '--block-size', '128', '--symmetric', '--quantize-head', '--json');
+      expect(int4.code, int4.stderr).toBe(0);
+      const written = JSON.parse(int4.stdout) as { manifest: Record<string, unknown> };
+      const quantization = { method: 'matmul-nbits', blockSize: 128, zeroPoints: false, accuracyLevel: 4, head: true, floatWeightType: 'float16' };
+      expect(written.manifest).toMatchObject({ weightType: 'int4', quantization });
+      expect(JSON.parse(readFileSync(join(root, 'int4-out', 'skipgen.json'), 'utf8'))).toMatchObject({ weightType: 'int4', quantization });
+      const generated = await skipgen('generate', '--model', join(root, 'int4-out'), '--prompt-ids', '1,5,9', '--max-new-tokens', '4', '--json');
+      expect(generated.code, generated.stderr).toBe(0);
+      expect((JSON.parse(generated.stdout) as { ids: number[] }).ids.length).toBe(4);
+
+      const misplaced = await skipgen('convert', hf, join(root, 'int-out-fp32'), '--symmetric');
+      expect(misplaced.code).toBe(1);
+      expect(misplaced.stderr).toMatch(/^InvalidConvertOptionsError: option symmetric: applies to quantized weights only \(weights 'int8' or 'int4'\), not 'fp32'/);
+      const oddBlock = await skipgen('convert', hf, join(root, 'int-out-64'), '--weights', 'int4', '--block-size', '64');
+      expect(oddBlock.code).toBe(1);
+      expect(oddBlock.stderr).toContain('Allowed choices are 32, 128');
+      const contradiction = await skipgen('convert', hf, join(root, 'int-out-dtype'), '--weights', 'int8', '--dtype', 'fp16');
+      expect(contradiction.stderr).toMatch(/^InvalidConvertOptionsError: option dtype: 'fp16' contradicts weights 'int8'/);
+    });
+
     it('--compute float16 writes float16-compute graphs and says so; a plain-attention model or --dtype fp32 with it is refused in one line', async () => {
       const hf = join(root, 'compute-hf');
       await writeCheckpoint(hf, presets['llama-tied']);

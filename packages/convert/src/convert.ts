@@ -12,18 +12,29 @@ import { buildHeadGraph } from './graphs/head-graph.js';
 import { buildKvProjectionGraph } from './graphs/kv-projection-graph.js';
 import { attentionKindFor, buildLayerGraph } from './graphs/layer-graph.js';
 import type { LayerTensors } from './graphs/layer-parts.js';
-import { WeightWriter, type ComputeType } from './graphs/weights.js';
+import { isValidBlockSize } from './graphs/quantize.js';
+import { WeightWriter, type AccuracyLevel, type ComputeType } from './graphs/weights.js';
 import type { GraphBuilder } from './onnx/graph-builder.js';
 import { StagedDirectory } from './output/staged-directory.js';
 
 /**
- * Weight storage of the emitted graphs. `fp16` halves the files; with
- * `compute: 'float32'` the graphs cast the weights to float32 (folded when
- * ONNX Runtime loads them), so the CPU kernels still compute in float32.
+ * How the emitted graphs store their weights (`ConvertOptions.weights`).
+ * - `fp32`: as float32.
+ * - `fp16`: as float16, half the files; with `compute: 'float32'` each weight
+ *   is cast to float32 (folded when ONNX Runtime loads the graph), so the CPU
+ *   kernels still compute in float32.
+ * - `int8`, `int4`: the decoder layers' linear projections (stacked q/k/v,
+ *   o_proj, stacked gate/up, down_proj, and the key/value projection graphs'
+ *   k/v) are block-quantized along their input dimension and computed by ONNX
+ *   Runtime's `MatMulNBits`; every other weight (embedding table, norms,
+ *   biases, and the LM head unless `quantizeHead`) is stored as float16.
  */
+export type WeightFormat = 'fp32' | 'fp16' | 'int8' | 'int4';
+
+/** The float formats, the values the older `dtype` option takes. */
 export type ConvertDtype = 'fp32' | 'fp16';
 
-export type { ComputeType } from './graphs/weights.js';
+export type { AccuracyLevel, ComputeType } from './graphs/weights.js';
 
 /** A step of a running conversion, for progress bars. */
 export interface ConvertProgress {
@@ -37,11 +48,42 @@ export interface ConvertProgress {
 
 export interface ConvertOptions {
   /**
-   * Weight storage. Default `fp32`, or `fp16` with `compute: 'float16'`,
-   * whose weights are necessarily float16 (the ops use them as stored);
-   * `fp32` with `compute: 'float16'` is refused with `InvalidConvertOptionsError`.
+   * Weight format (see {@link WeightFormat}), recorded in the manifest as
+   * `weightType` (`float32`, `float16`, `int8`, `int4`). Default `fp32`, or
+   * `fp16` with `compute: 'float16'`, whose float weights are necessarily
+   * float16 (the ops use them as stored); `fp32` with `compute: 'float16'` is
+   * refused with `InvalidConvertOptionsError`. `int8`/`int4` go with either
+   * compute type (MatMulNBits' scales are of the compute type).
+   */
+  weights?: WeightFormat;
+  /**
+   * The older name of {@link weights} for the float formats, kept as an
+   * alias: `dtype: 'fp16'` is `weights: 'fp16'`. Giving both with different
+   * values is refused with `InvalidConvertOptionsError`.
    */
   dtype?: ConvertDtype;
+  /**
+   * int8/int4 only: weights per quantization block along the input
+   * dimension, each block with its own scale (and zero point). 32 (default)
+   * or 128; MatMulNBits takes any power of two from 16, and so does this
+   * option, up to 256.
+   */
+  blockSize?: number;
+  /**
+   * int8/int4 only: symmetric blocks (±max|w| around the op's fixed zero
+   * point 2^(bits−1), no zero points stored) instead of the default
+   * asymmetric blocks with a zero point each (min…max of the block, 0 included).
+   */
+  symmetric?: boolean;
+  /** int8/int4 only: quantize the LM head too (default false: it stays a float MatMul, stored as float16). */
+  quantizeHead?: boolean;
+  /**
+   * int8/int4 only: MatMulNBits' `accuracy_level`, the least precise type
+   * its input may be computed in: 4 (default) lets ONNX Runtime's CPU
+   * kernels quantize the activations to int8 per block and use integer dot
+   * products; 1 keeps them float32 (0 unset, 2 float16, 3 bfloat16).
+   */
+  accuracyLevel?: AccuracyLevel;
   /**
    * Element type the graphs compute in, recorded in the manifest as
    * `computeType`. `float32` (default) is for ONNX Runtime's CPU execution
@@ -73,7 +115,7 @@ export interface ConvertResult {
   outDir: string;
   manifest: ModelManifest;
   bytesWritten: number;
-  /** Weights beyond the float16 range that were clamped (float16 storage only). */
+  /** Weights (or quantization scales) beyond the float16 range that were clamped (float16 storage only). */
   clampedWeights: number;
   /** What the conversion repaired in the checkpoint's files, e.g. generation defaults that could not run. */
   warnings: string[];
@@ -96,7 +138,7 @@ const CONVERTER = '@skipgen/convert 0.x';
  *
  * @example
  * ```ts
- * const { manifest } = await convertCheckpoint('./SmolLM2-135M', './smollm-skipgen', { dtype: 'fp16' });
+ * const { manifest } = await convertCheckpoint('./SmolLM2-135M', './smollm-skipgen', { weights: 'int4' });
  * console.log(manifest.dims.numLayers);
  * ```
  */
@@ -142,23 +184,55 @@ export async function convertCheckpoint(hfDir: string, outDir: string, options: 
   }
 }
 
-/** Weight storage and compute type from the options: the one place that decides the graphs' element types. */
+/** Weight storage, quantization and compute type from the options: the one place that decides the graphs' element types. */
 function weightWriterFor(options: ConvertOptions): WeightWriter {
   const compute = options.compute ?? 'float32';
   if (compute !== 'float32' && compute !== 'float16') {
     throw new InvalidConvertOptionsError('compute', `is ${JSON.stringify(compute)}; use 'float32' (the CPU) or 'float16' (CUDA)`);
   }
-  const dtype = options.dtype ?? (compute === 'float16' ? 'fp16' : 'fp32');
-  if (dtype !== 'fp32' && dtype !== 'fp16') {
-    throw new InvalidConvertOptionsError('dtype', `is ${JSON.stringify(dtype)}; use 'fp32' or 'fp16'`);
+  if (options.dtype !== undefined && options.dtype !== 'fp32' && options.dtype !== 'fp16') {
+    throw new InvalidConvertOptionsError('dtype', `is ${JSON.stringify(options.dtype)}; use 'fp32' or 'fp16' (or weights: 'int8' | 'int4' to quantize)`);
   }
-  if (compute === 'float16' && dtype === 'fp32') {
+  if (options.weights !== undefined && !['fp32', 'fp16', 'int8', 'int4'].includes(options.weights)) {
+    throw new InvalidConvertOptionsError('weights', `is ${JSON.stringify(options.weights)}; use 'fp32', 'fp16', 'int8' or 'int4'`);
+  }
+  if (options.weights !== undefined && options.dtype !== undefined && options.weights !== options.dtype) {
+    throw new InvalidConvertOptionsError('dtype', `'${options.dtype}' contradicts weights '${options.weights}'; dtype is the older name of weights: give one of them`);
+  }
+  const format = options.weights ?? options.dtype ?? (compute === 'float16' ? 'fp16' : 'fp32');
+  if (compute === 'float16' && format === 'fp32') {
+    const option = options.weights !== undefined ? 'weights' : 'dtype';
     throw new InvalidConvertOptionsError(
-      'dtype',
-      `'fp32' cannot go with compute 'float16', whose ops use float16 weights as stored; leave --dtype out (or pass --dtype fp16), or convert with --compute float32 to keep float32 weights`,
+      option,
+      `'fp32' cannot go with compute 'float16', whose ops use float16 weights as stored; leave --${option} out (or pass --weights fp16, int8 or int4), or convert with --compute float32 to keep float32 weights`,
     );
   }
-  return new WeightWriter(dtype === 'fp16' ? 'float16' : 'float32', compute);
+  if (format === 'fp32' || format === 'fp16') {
+    for (const [name, set] of [
+      ['blockSize', options.blockSize !== undefined],
+      ['symmetric', options.symmetric === true],
+      ['quantizeHead', options.quantizeHead === true],
+      ['accuracyLevel', options.accuracyLevel !== undefined],
+    ] as const) {
+      if (set) throw new InvalidConvertOptionsError(name, `applies to quantized weights only (weights 'int8' or 'int4'), not '${format}'`);
+    }
+    return new WeightWriter(format === 'fp16' ? 'float16' : 'float32', compute);
+  }
+  const blockSize = options.blockSize ?? 32;
+  if (!isValidBlockSize(blockSize) || blockSize > 256) {
+    throw new InvalidConvertOptionsError('blockSize', `is ${JSON.stringify(blockSize)}; use 32 (default) or 128 (MatMulNBits takes a power of two from 16, here up to 256)`);
+  }
+  const accuracyLevel = options.accuracyLevel ?? 4;
+  if (![0, 1, 2, 3, 4].includes(accuracyLevel)) {
+    throw new InvalidConvertOptionsError('accuracyLevel', `is ${JSON.stringify(accuracyLevel)}; use 0, 1 (float32), 2 (float16), 3 (bfloat16) or 4 (int8, default)`);
+  }
+  return new WeightWriter('float16', compute, {
+    bits: format === 'int8' ? 8 : 4,
+    blockSize,
+    zeroPoints: options.symmetric !== true,
+    accuracyLevel,
+    head: options.quantizeHead === true,
+  });
 }
 
 async function writeGraphs(
@@ -200,8 +274,20 @@ async function writeGraphs(
     format: 'skipgen-model',
     formatVersion: MANIFEST_FORMAT_VERSION,
     architecture: config.architecture,
-    weightType: weights.storage,
+    weightType: weights.quantization ? `int${weights.quantization.bits}` : weights.storage,
     computeType: weights.computeType,
+    ...(weights.quantization
+      ? {
+          quantization: {
+            method: 'matmul-nbits',
+            blockSize: weights.quantization.blockSize,
+            zeroPoints: weights.quantization.zeroPoints,
+            accuracyLevel: weights.quantization.accuracyLevel,
+            head: weights.quantization.head,
+            floatWeightType: weights.storage,
+          },
+        }
+      : {}),
     dims: {
       hiddenSize: config.hiddenSize,
       intermediateSize: config.intermediateSize,

@@ -1,4 +1,13 @@
-export { convertCheckpoint, type ComputeType, type ConvertDtype, type ConvertOptions, type ConvertProgress, type ConvertResult } from './convert.js';
+export {
+  convertCheckpoint,
+  type AccuracyLevel,
+  type ComputeType,
+  type ConvertDtype,
+  type ConvertOptions,
+  type ConvertProgress,
+  type ConvertResult,
+  type WeightFormat,
+} from './convert.js';
 export type { Architecture } from './checkpoint/architectures.js';
 export { parseModelConfig, type ModelConfig } from './checkpoint/model-config.js';
 export {
@@ -16,3 +25,4 @@ export {
   UnsupportedComputeTypeError,
   UnsupportedTensorTypeError,
 } from './errors.js';
+export * from './transformers-js/index.js';

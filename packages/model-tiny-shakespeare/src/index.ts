@@ -20,3 +20,19 @@ export const skipAwareModelDir: string = fileURLToPath(new URL('../models/skip-a
 
 /** The control: the same base model fine-tuned for as many steps without skipping. */
 export const normalModelDir: string = fileURLToPath(new URL('../models/normal', import.meta.url));
+
+/**
+ * The skip-aware model's Hugging Face checkpoint (`config.json`,
+ * `model.safetensors` in float16, tokenizer and generation config), the
+ * source `skipAwareModelDir` was converted from: for converting it again with
+ * other settings, e.g. quantized weights.
+ *
+ * @example
+ * ```ts
+ * import { convertCheckpoint } from '@skipgen/convert';
+ * import { skipAwareCheckpointDir } from '@skipgen/model-tiny-shakespeare';
+ *
+ * await convertCheckpoint(skipAwareCheckpointDir, './skip-aware-int4', { weights: 'int4' });
+ * ```
+ */
+export const skipAwareCheckpointDir: string = fileURLToPath(new URL('../checkpoints/skip-aware', import.meta.url));

@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import torch
 
-_DTYPES = {torch.float32: ("F32", np.float32)}
+_DTYPES = {torch.float32: ("F32", np.float32), torch.float16: ("F16", np.float16)}
 
 
 def save(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str] | None = None) -> None:
@@ -17,7 +17,7 @@ def save(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str] |
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu()
         if tensor.dtype not in _DTYPES:
-            raise ValueError(f"{name}: only float32 is written, got {tensor.dtype}")
+            raise ValueError(f"{name}: only float32 and float16 are written, got {tensor.dtype}")
         code, np_dtype = _DTYPES[tensor.dtype]
         data = tensor.contiguous().numpy().astype(np_dtype, copy=False).tobytes()
         header[name] = {"dtype": code, "shape": list(tensor.shape), "data_offsets": [offset, offset + len(data)]}

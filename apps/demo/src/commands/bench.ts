@@ -11,6 +11,8 @@ import { benchKvCache } from '../bench/slot-tokens.js';
 import { runSpeculativeBench, type SpeculativeRow } from '../bench/speculative-bench.js';
 import { integer, integerList, integersIn, numberList, threadCount } from '../options/parse.js';
 import { benchHeader, benchTable, contextTable, speculativeTable } from '../report/bench-table.js';
+import { PEER_ENGINES, peerBenchCommand, peerWeightsList } from './bench-peer.js';
+import type { PeerWeights } from '../bench/peer-models.js';
 
 interface BenchFlags {
   model?: string;
@@ -29,6 +31,9 @@ interface BenchFlags {
   slotTokens?: number;
   bandwidthMib: number;
   runtime?: RuntimeFlag;
+  peer?: (typeof PEER_ENGINES)[number];
+  checkpoint?: string;
+  weights?: PeerWeights[];
   json?: boolean;
 }
 
@@ -80,8 +85,18 @@ export function benchCommand(): Command {
       ).choices(['c-api', 'onnxruntime-node', 'both']),
     )
     .option('--bandwidth-mib <n>', 'size of the float32 input the memory bandwidth is measured on, for the roofline (larger than any cache)', integer(16, 4096), 256)
+    .addOption(new Option('--peer <engine>', 'instead: race another engine on the same checkpoint, prompts, token count and threads (decode tokens/s, medians)').choices(PEER_ENGINES))
+    .option('--checkpoint <hf-dir>', 'with --peer: a Hugging Face checkpoint to race on (default: the 30-layer preset and the shipped skip-aware checkpoint)')
+    .option('--weights <formats>', "with --peer: skipgen's weight formats, e.g. fp32,int8,int4 (the peer runs fp32)", peerWeightsList)
     .option('--json', 'print the rows as a JSON array')
-    .action(async (flags: BenchFlags) => {
+    .action(async (flags: BenchFlags, command: Command) => {
+      if (flags.peer) {
+        await peerBenchCommand({ ...flags, targetsGiven: command.getOptionValueSource('targets') !== 'default' });
+        return;
+      }
+      for (const [flag, given] of [['--checkpoint', flags.checkpoint !== undefined], ['--weights', flags.weights !== undefined]] as const) {
+        if (given) throw new InvalidRequestError(flag, 'applies to --peer only');
+      }
       const log = (line: string) => console.error(line);
       // The header goes above a table; with --json, stdout is the rows alone.
       const header = (text: string) => (flags.json ? log(text) : console.log(`${text}\n`));

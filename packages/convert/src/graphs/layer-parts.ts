@@ -3,7 +3,7 @@ import { GRAPH_IO } from '@skipgen/core';
 import { layerTensorName } from '../checkpoint/architectures.js';
 import type { ModelConfig } from '../checkpoint/model-config.js';
 import type { GraphBuilder } from '../onnx/graph-builder.js';
-import { concatenate, stackTransposed, type ComputeType, type WeightWriter } from './weights.js';
+import { concatenate, type ComputeType, type WeightWriter } from './weights.js';
 
 /** The tensors of one decoder layer, read from the checkpoint as float32. */
 export type LayerTensors = Map<string, Float32Array>;
@@ -43,8 +43,12 @@ export function headNorm(graph: GraphBuilder, x: string, heads: number, headDim:
 }
 
 /**
- * A linear layer over stacked projections: one MatMul for several outputs that
- * read the same input (fewer, larger kernels per step), then a Split.
+ * A linear layer over stacked projections: one MatMul (or MatMulNBits, with
+ * quantized weights) for several outputs that read the same input (fewer,
+ * larger kernels per step), then a Split. The parts' [out, in] weights stack
+ * along `out`; a quantized block lies within one output row, so each part is
+ * quantized exactly as it would be alone (the key/value projection graphs
+ * compute the same keys and values as the layers).
  */
 export function stackedProjection(
   graph: GraphBuilder,
@@ -54,12 +58,8 @@ export function stackedProjection(
   parts: readonly { weight: Float32Array; bias?: Float32Array | undefined }[],
   inFeatures: number,
 ): string[] {
-  const { data, dims } = stackTransposed(parts.map((p) => p.weight), inFeatures);
-  let y = graph.op('MatMul', [x, weights.add(graph, `${name}.weight`, data, dims)]);
-  if (parts.every((p) => p.bias)) {
-    const bias = concatenate(parts.map((p) => p.bias!));
-    y = graph.op('Add', [y, weights.add(graph, `${name}.bias`, bias, [bias.length])]);
-  }
+  const bias = parts.every((p) => p.bias) ? concatenate(parts.map((p) => p.bias!)) : undefined;
+  const y = weights.linear(graph, x, name, parts.map((p) => p.weight), inFeatures, bias);
   if (parts.length === 1) return [y];
   const sizes = parts.map((p) => p.weight.length / inFeatures);
   return graph.node('Split', [y, graph.int64(`${name}_split`, sizes)], { outputCount: parts.length, attributes: { axis: -1 } });

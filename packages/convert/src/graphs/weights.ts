@@ -1,5 +1,6 @@
 import { float32ToFloat16 } from '../checkpoint/float-formats.js';
 import type { GraphBuilder } from '../onnx/graph-builder.js';
+import { quantizeBlocks, type BlockQuantization } from './quantize.js';
 
 /** How weights are stored in the emitted graphs. */
 export type WeightStorage = 'float32' | 'float16';
@@ -10,6 +11,16 @@ export type WeightStorage = 'float32' | 'float16';
  * are float32 whatever this is.
  */
 export type ComputeType = 'float32' | 'float16';
+
+/** MatMulNBits' `accuracy_level`: the least precise type A may be computed in (4: int8, ONNX Runtime's CPU int8 kernels). */
+export type AccuracyLevel = 0 | 1 | 2 | 3 | 4;
+
+/** How the linear layers' weights are quantized, when they are. */
+export interface LinearQuantization extends BlockQuantization {
+  accuracyLevel: AccuracyLevel;
+  /** The LM head too (otherwise it stays a float MatMul). */
+  head: boolean;
+}
 
 /**
  * Adds weights to graphs and decides the element type the graphs compute in:
@@ -26,6 +37,10 @@ export type ComputeType = 'float32' | 'float16';
  *
  * float32 storage with float16 compute is not a combination: the caller
  * resolves it before (see `convertCheckpoint`).
+ *
+ * With `quantization`, {@link linear} writes the layers' projections (and the
+ * LM head if asked) as ONNX Runtime's MatMulNBits over block-quantized
+ * weights (`quantize.ts`); every other weight goes through {@link add}.
  */
 export class WeightWriter {
   /** Finite weights beyond the half range, clamped while narrowing. */
@@ -34,6 +49,7 @@ export class WeightWriter {
   constructor(
     readonly storage: WeightStorage,
     readonly computeType: ComputeType,
+    readonly quantization: LinearQuantization | null = null,
   ) {
     if (storage === 'float32' && computeType === 'float16') throw new Error('WeightWriter: float16 compute stores its weights as float16');
   }
@@ -48,6 +64,49 @@ export class WeightWriter {
     if (this.computeType === 'float16') return graph.initializer(name, { type: 'float16', dims, bytes: bytesOf(bits) });
     const stored = graph.initializer(`${name}_fp16`, { type: 'float16', dims, bytes: bytesOf(bits) });
     return graph.node('Cast', [stored], { outputs: [name], attributes: { to: 1 } })[0]!;
+  }
+
+  /**
+   * A linear layer, `x · Wᵀ (+ bias)`, for W `weight` ([out, in], as Hugging
+   * Face stores a linear weight) or the rows of several such parts stacked
+   * (one product for projections that read the same input); returns the
+   * output's value name. A MatMul over the transposed weight, or with
+   * {@link quantization} (and for the head only when `quantization.head`) a
+   * MatMulNBits over the block-quantized weight, whose [N, K] layout is those
+   * rows. Weights named `name.weight`, `name.bias`; quantized:
+   * `name.weight_q`, `name.weight_scales`, `name.weight_zero_points`.
+   */
+  linear(
+    graph: GraphBuilder,
+    x: string,
+    name: string,
+    weight: Float32Array | readonly Float32Array[],
+    inFeatures: number,
+    bias?: Float32Array,
+    role: 'layer' | 'head' = 'layer',
+  ): string {
+    const parts = weight instanceof Float32Array ? [weight] : weight;
+    const q = this.quantization;
+    let y: string;
+    if (!q || (role === 'head' && !q.head)) {
+      const { data, dims } = stackTransposed(parts, inFeatures);
+      y = graph.op('MatMul', [x, this.add(graph, `${name}.weight`, data, dims)]);
+    } else {
+      const rows = parts.length === 1 ? parts[0]! : concatenate(parts);
+      const outFeatures = rows.length / inFeatures;
+      const quantized = quantizeBlocks(rows, outFeatures, inFeatures, q, this.computeType);
+      this.clamped += quantized.clamped;
+      const packed = graph.initializer(`${name}.weight_q`, { type: 'uint8', dims: [outFeatures, quantized.blocks, quantized.blobSize], bytes: quantized.data });
+      const scaleBytes = this.computeType === 'float32' ? bytesOf(quantized.scales) : bytesOf(float32ToFloat16(quantized.scales).bits);
+      const scales = graph.initializer(`${name}.weight_scales`, { type: this.computeType, dims: [outFeatures, quantized.blocks], bytes: scaleBytes });
+      const inputs = [x, packed, scales];
+      if (quantized.zeroPointData) {
+        const rowBytes = quantized.zeroPointData.length / outFeatures;
+        inputs.push(graph.initializer(`${name}.weight_zero_points`, { type: 'uint8', dims: [outFeatures, rowBytes], bytes: quantized.zeroPointData }));
+      }
+      y = graph.op('MatMulNBits', inputs, { K: inFeatures, N: outFeatures, bits: q.bits, block_size: q.blockSize, accuracy_level: q.accuracyLevel }, 'com.microsoft');
+    }
+    return bias ? graph.op('Add', [y, this.add(graph, `${name}.bias`, bias, [bias.length])]) : y;
   }
 }
 

@@ -6,6 +6,7 @@ const { onnx } = onnxProto;
 export const ElementType = {
   float32: onnx.TensorProto.DataType.FLOAT,
   float16: onnx.TensorProto.DataType.FLOAT16,
+  uint8: onnx.TensorProto.DataType.UINT8,
   int32: onnx.TensorProto.DataType.INT32,
   int64: onnx.TensorProto.DataType.INT64,
 } as const;
@@ -18,7 +19,7 @@ export type AttributeValue = number | string | number[] | { float: number } | { 
 
 /** Weights of one initializer, already in the element type they are stored as. */
 export interface InitializerData {
-  type: 'float32' | 'float16' | 'int64';
+  type: 'float32' | 'float16' | 'uint8' | 'int64';
   dims: readonly number[];
   /** Little-endian bytes of the tensor, in row-major order. */
   bytes: Uint8Array;

@@ -40,6 +40,29 @@ function declaredAsExpected(role: GraphRole, manifest: ModelManifest, retype: Re
   return [declared(inputs), declared(outputs)] as const;
 }
 
+describe('manifest weightType and quantization', () => {
+  const int4 = { weightType: 'int4', quantization: { method: 'matmul-nbits', blockSize: 32, zeroPoints: true, accuracyLevel: 4, head: false, floatWeightType: 'float16' } };
+
+  it('reads manifests written before quantized weights (no quantization field) as they were', () => {
+    expect(manifestInput()).not.toHaveProperty('quantization');
+    expect(parse().quantization).toBeUndefined();
+    expect(parse({ weightType: 'float16' }).weightType).toBe('float16');
+  });
+
+  it('reads int8 and int4 weights with their quantization', () => {
+    expect(parse(int4).quantization).toEqual(int4.quantization);
+    expect(parse({ ...int4, weightType: 'int8', computeType: 'float16' }).weightType).toBe('int8');
+  });
+
+  it('refuses quantized weights without quantization, quantization with float weights, and block sizes MatMulNBits does not take', () => {
+    const issues = (overrides: Record<string, unknown>) => modelManifestSchema.safeParse(manifestInput(overrides)).error?.issues.map((i) => [i.path.join('.'), i.message]);
+    expect(issues({ weightType: 'int4' })).toEqual([['quantization', "is required with weightType 'int4'"]]);
+    expect(issues({ ...int4, weightType: 'float16' })).toEqual([['quantization', "is only for int8 and int4 weights, not 'float16'"]]);
+    expect(issues({ ...int4, quantization: { ...int4.quantization, blockSize: 24 } })).toEqual([['quantization.blockSize', 'must be a power of two, at least 16']]);
+    expect(issues({ weightType: 'int2', quantization: int4.quantization })?.[0]?.[0]).toBe('weightType');
+  });
+});
+
 describe('manifest computeType', () => {
   it('reads a manifest written before the field as float32 compute', () => {
     expect(manifestInput()).not.toHaveProperty('computeType');

@@ -22,6 +22,22 @@ const ropeScalingSchema = z.object({
   originalMaxPositionEmbeddings: positiveInt,
 });
 
+/** How `int8` / `int4` weights were quantized (`@skipgen/convert`'s `--block-size`, `--symmetric`, `--quantize-head`). */
+const quantizationSchema = z.object({
+  /** ONNX Runtime's `MatMulNBits` (com.microsoft), block-wise along K. */
+  method: z.literal('matmul-nbits'),
+  /** Weights per block (a power of two, at least 16). */
+  blockSize: positiveInt.refine((n) => n >= 16 && (n & (n - 1)) === 0, { message: 'must be a power of two, at least 16' }),
+  /** Asymmetric blocks with a stored zero point each (true), or symmetric around 2^(bits − 1) (false). */
+  zeroPoints: z.boolean(),
+  /** MatMulNBits' `accuracy_level`: 4 lets the CPU kernels compute with int8 activations, 1 keeps them float32. */
+  accuracyLevel: z.number().int().min(0).max(4),
+  /** Whether the LM head is quantized too. */
+  head: z.boolean(),
+  /** Storage of the weights that are not quantized: embedding table, norms, biases, and the head unless `head`. */
+  floatWeightType: z.enum(['float32', 'float16']),
+});
+
 /**
  * Schema of `skipgen.json`. A converted model is a stack of small ONNX graphs
  * (embedding, one per decoder layer, head) so that the engine can choose the
@@ -33,8 +49,14 @@ export const modelManifestSchema = z
     format: z.literal('skipgen-model'),
     formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
     architecture: z.enum(['llama', 'qwen2', 'qwen3']),
-    /** Element type of the stored weights. With `computeType` float32 the graphs cast float16 weights to float32 (folded at load). */
-    weightType: z.enum(['float32', 'float16']),
+    /**
+     * Element type of the stored weights. With `computeType` float32 the
+     * graphs cast float16 weights to float32 (folded at load). `int8` and
+     * `int4`: the decoder layers' linear projections are block-quantized and
+     * computed by ONNX Runtime's `MatMulNBits` (described by `quantization`);
+     * the other weights are `quantization.floatWeightType`.
+     */
+    weightType: z.enum(['float32', 'float16', 'int8', 'int4']),
     /**
      * Element type the graphs compute in and exchange with the engine: the
      * hidden states, RoPE tables, keys and values (past, present and new) and
@@ -47,6 +69,12 @@ export const modelManifestSchema = z
      * stores its weights as float16).
      */
     computeType: z.enum(['float32', 'float16']).default('float32'),
+    /**
+     * Present exactly when `weightType` is `int8` or `int4`; informational
+     * (the graphs carry everything ONNX Runtime needs). Blocks run along each
+     * projection's input dimension.
+     */
+    quantization: quantizationSchema.optional(),
     dims: z.object({
       hiddenSize: positiveInt,
       intermediateSize: positiveInt,
@@ -102,6 +130,14 @@ export const modelManifestSchema = z
     }
     if (m.attention === 'group-query-attention' && dims.headDim % 8 !== 0) {
       ctx.addIssue({ code: 'custom', path: ['attention'], message: `group-query-attention needs headDim % 8 == 0, got ${dims.headDim}` });
+    }
+    const quantized = m.weightType === 'int8' || m.weightType === 'int4';
+    if (quantized !== (m.quantization !== undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['quantization'],
+        message: quantized ? `is required with weightType '${m.weightType}'` : `is only for int8 and int4 weights, not '${m.weightType}'`,
+      });
     }
     if (m.computeType === 'float16' && m.attention !== 'group-query-attention') {
       ctx.addIssue({ code: 'custom', path: ['computeType'], message: `float16 compute needs attention 'group-query-attention', got '${m.attention}'` });

@@ -1,0 +1,63 @@
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { convertCheckpoint, exportTransformersJs } from '@skipgen/convert';
+import { convertPreset, TempDirs, type ConvertedPreset } from '@skipgen/test-kit';
+
+import { peerHeader, peerTable } from '../report/peer-table.js';
+import { runPeerBench, type PeerRow } from './peer-bench.js';
+import type { PeerModel } from './peer-models.js';
+
+const dirs = new TempDirs('skipgen-peer-bench');
+afterAll(() => dirs.cleanup());
+
+describe('the race against transformers.js on a tiny preset', () => {
+  let preset: ConvertedPreset;
+  let rows: PeerRow[];
+
+  beforeAll(async () => {
+    preset = await convertPreset('llama-12-layer');
+    const root = await dirs.make('race');
+    const peer: PeerModel = {
+      name: 'llama-12-layer',
+      skipgen: new Map([
+        ['fp32', preset.dir],
+        ['int8', join(root, 'int8')],
+      ]),
+      transformersJs: join(root, 'transformers.js'),
+    };
+    await convertCheckpoint(preset.hfDir, join(root, 'int8'), { weights: 'int8' });
+    await exportTransformersJs(preset.hfDir, peer.transformersJs);
+    rows = await runPeerBench(peer, { batches: [1, 3], targets: [2, 3], promptTokens: 5, newTokens: 6, repeats: 2, threads: 1, log: () => undefined });
+  });
+  afterAll(() => preset?.remove());
+
+  it('returns a transformers.js row and a row per skipgen weight format and policy, for each batch size', () => {
+    const keys = rows.map((r) => `${r.batch} ${r.engine} ${r.weights} ${r.policy} ${r.target}`);
+    const skipgen = (batch: number) =>
+      ['fp32', 'int8'].flatMap((weights) => [`${batch} skipgen ${weights} full 1`, `${batch} skipgen ${weights} unified 2`, `${batch} skipgen ${weights} unified 3`]);
+    expect(keys).toEqual([`1 transformers.js fp32 full 1`, ...skipgen(1), `3 transformers.js fp32 full 1`, ...skipgen(3)]);
+  });
+
+  it('fills each row: positive tokens/s, layers per token, the ratio to transformers.js, the settings', () => {
+    for (const row of rows) {
+      expect(row.tokensPerSecond).toBeGreaterThan(0);
+      expect(row).toMatchObject({ model: 'llama-12-layer', threads: 1, promptTokens: 5, newTokens: 6, repeats: 2 });
+      const peer = rows.find((r) => r.engine === 'transformers.js' && r.batch === row.batch)!;
+      expect(row.vsTransformersJs).toBeCloseTo(row.tokensPerSecond / peer.tokensPerSecond, 10);
+      expect(row.layersPerToken).toBe({ full: 12, unified: row.target === 2 ? 6 : 4 }[row.policy]);
+      expect(row.engineVersion === null).toBe(row.engine === 'skipgen');
+    }
+  });
+
+  it('prints as a table under a header naming the versions, threads and what was timed', () => {
+    const table = peerTable(rows);
+    expect(table.split('\n')).toHaveLength(2 + rows.length);
+    expect(table).toContain('| transformers.js');
+    expect(table).toContain('unified 3x');
+    const header = peerHeader(rows, { ortVersion: '1.29.0' });
+    expect(header).toMatch(/transformers\.js \d+\.\d+\.\d+ .*onnxruntime-node 1\.29\.0, 1 intra-op threads each/);
+    expect(header).toContain('decode steps only');
+  });
+});

@@ -1,0 +1,38 @@
+import { markdownTable } from 'markdown-table';
+
+import type { PeerRow } from '../bench/peer-bench.js';
+
+const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
+
+/** A race's rows as a Markdown table: per model and batch, transformers.js first, then skipgen's configurations. */
+export function peerTable(rows: readonly PeerRow[]): string {
+  return markdownTable(
+    [
+      ['model', 'batch', 'engine', 'weights', 'policy', 'layers/token', 'tokens/s', 'vs transformers.js'],
+      ...rows.map((r) => [
+        r.model,
+        String(r.batch),
+        r.engine,
+        r.weights,
+        r.policy === 'full' ? 'full depth' : `${r.policy} ${r.target}x`,
+        fixed(r.layersPerToken, 2),
+        fixed(r.tokensPerSecond, 1),
+        `${fixed(r.vsTransformersJs, 2)}x`,
+      ]),
+    ],
+    { align: ['l', 'r', 'l', 'l', 'l', 'r', 'r', 'r'] },
+  );
+}
+
+/** What a race was run with: versions, threads, what was timed. */
+export function peerHeader(rows: readonly PeerRow[], settings: { ortVersion: string; slotTokensFlag?: number | undefined }): string {
+  const first = rows[0];
+  if (!first) return 'no rows';
+  const version = rows.find((r) => r.engine === 'transformers.js')?.engineVersion ?? 'unknown';
+  const repeats = first.repeats;
+  return [
+    `transformers.js ${version} (AutoModelForCausalLM.generate, greedy) against skipgen, in one process on onnxruntime-node ${settings.ortVersion}, ${first.threads} intra-op threads each`,
+    `timed: decode steps only (a ${first.promptTokens}-token prompt and the first token untimed), ${first.newTokens} new tokens per row, median per step over ${repeats} repeats, the engines taking turns`,
+    `skipgen KV-cache slots: ${settings.slotTokensFlag === undefined ? `${first.promptTokens + first.newTokens} tokens, what each sequence needs` : `--slot-tokens ${settings.slotTokensFlag}`}`,
+  ].join('\n');
+}
