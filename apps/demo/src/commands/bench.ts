@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 
-import { InvalidRequestError, type Device, type RuntimeName } from '@skipgen/core';
+import { InvalidRequestError, prepareOnnxRuntime, type Device, type RuntimeName } from '@skipgen/core';
 import { presets, stories260kDir, type PresetName } from '@skipgen/test-models';
 
 import { checkpointModel, presetModel, type BenchModel } from '../bench/bench-models.js';
@@ -158,6 +158,8 @@ export function benchCommand(): Command {
         return;
       }
       // Before any model is loaded, on the threads the model sessions get.
+      // The probe opens onnxruntime-node sessions; skipgen's environment (its shared thread pool) must exist first.
+      prepareOnnxRuntime();
       log(`measuring memory bandwidth (ReduceSum over ${flags.bandwidthMib} MiB)…`);
       const bandwidth = await measureMemoryBandwidth({ mebibytes: flags.bandwidthMib, threads: flags.threads, runs: 15 });
       const options: BenchOptions = {

@@ -19,6 +19,37 @@ const ORT_MEM_TYPE_DEFAULT = 0;
 const ONNX_TYPE_TENSOR = 1;
 const TYPE_NAMES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64', 16: 'bfloat16' };
 
+/** Whether the process's ONNX Runtime environment has the shared thread pool (false once a session found it has not). */
+let processEnvHasSharedPool = true;
+/** ONNX Runtime's environment is one per process: created with the first runtime and kept for the process's life. */
+let processEnv: OrtHandle;
+
+/**
+ * Creates skipgen's ONNX Runtime environment now, with the thread pool its
+ * sessions share. ONNX Runtime has one environment per process and keeps the
+ * first one made: a program that also opens onnxruntime-node sessions itself
+ * should call this before them, or skipgen's sessions fall back to a pool
+ * each (and decode slower).
+ */
+export function prepareOnnxRuntime(): void {
+  keepOnnxRuntimeTelemetryOff();
+  sharedEnvironment(loadOrtCApi());
+}
+
+function sharedEnvironment(api: OrtCApi): OrtHandle {
+  if (processEnv) return processEnv;
+  const threading = api.create('CreateThreadingOptions');
+  try {
+    api.check('SetGlobalIntraOpNumThreads', threading, 0);
+    api.check('SetGlobalInterOpNumThreads', threading, 1);
+    api.check('SetGlobalSpinControl', threading, 1);
+    processEnv = api.create('CreateEnvWithGlobalThreadPools', ORT_LOGGING_LEVEL_ERROR, 'skipgen', threading);
+    return processEnv;
+  } finally {
+    api.fn.ReleaseThreadingOptions(threading);
+  }
+}
+
 class CApiBlock implements MemoryBlock {
   constructor(
     readonly bytes: number,
@@ -80,12 +111,24 @@ export class CApiRuntime implements Runtime {
   constructor(readonly device: 'cpu' | 'cuda') {
     keepOnnxRuntimeTelemetryOff();
     this.api = loadOrtCApi();
-    this.env = this.api.create('CreateEnv', ORT_LOGGING_LEVEL_ERROR, 'skipgen');
+    this.env = sharedEnvironment(this.api);
     this.runOptions = this.api.create('CreateRunOptions');
     this.allocator = this.api.create('GetAllocatorWithDefaultOptions');
     this.cpuInfo = this.api.create('CreateCpuMemoryInfo', ORT_ARENA_ALLOCATOR, ORT_MEM_TYPE_DEFAULT);
     this.cuda = device === 'cuda' ? loadCudaLibrary() : null;
     this.cudaInfo = device === 'cuda' ? this.api.create('CreateMemoryInfo', 'Cuda', ORT_DEVICE_ALLOCATOR, 0, ORT_MEM_TYPE_DEFAULT) : null;
+  }
+
+  /**
+   * One intra-op thread pool for every session of the process, with
+   * spinning: the engine runs one graph after another, dozens per token, and
+   * a shared pool whose threads spin between them starts each graph at once,
+   * where per-session pools (which must not spin, or the idle ones fight the
+   * running one for the cores) wake a sleeping thread every time. Models
+   * loaded with their own `threads` get per-session pools.
+   */
+  private get sharedPool(): boolean {
+    return processEnvHasSharedPool;
   }
 
   /** The ONNX Runtime version driven. */
@@ -99,20 +142,27 @@ export class CApiRuntime implements Runtime {
     try {
       api.check('SetSessionGraphOptimizationLevel', options, ORT_ENABLE_ALL);
       api.check('SetSessionExecutionMode', options, ORT_SEQUENTIAL);
-      api.check('SetInterOpNumThreads', options, 1);
-      if (settings.threads) api.check('SetIntraOpNumThreads', options, settings.threads);
+      const shared = this.sharedPool && !settings.threads;
+      if (shared) {
+        api.check('DisablePerSessionThreads', options);
+      } else {
+        api.check('SetInterOpNumThreads', options, 1);
+        if (settings.threads) api.check('SetIntraOpNumThreads', options, settings.threads);
+        // One graph runs at a time; spinning pools of idle sessions would steal the cores from it.
+        api.check('AddSessionConfigEntry', options, 'session.intra_op.allow_spinning', '0');
+      }
       api.check('SetSessionLogSeverityLevel', options, quiet ? ORT_LOGGING_LEVEL_FATAL : ORT_LOGGING_LEVEL_ERROR);
-      // One graph runs at a time; spinning pools of idle sessions would steal the cores from it.
-      api.check('AddSessionConfigEntry', options, 'session.intra_op.allow_spinning', '0');
       if (settings.device === 'cuda') this.appendCuda(options);
-      const handle = await new Promise<OrtHandle>((resolve, reject) => {
-        const out: unknown[] = [null];
-        api.fn.CreateSession.async(this.env, path, options, out, (error: unknown, status: unknown) => {
-          const failure = (error as Error | null) ?? api.statusError('CreateSession', status);
-          if (failure) reject(failure);
-          else resolve(out[0]);
-        });
-      });
+      let handle: OrtHandle;
+      try {
+        handle = await this.createSession(path, options);
+      } catch (error) {
+        // The process's ONNX Runtime environment was created before ours (by onnxruntime-node) without
+        // global thread pools: from now on every session gets its own.
+        if (!shared || !/GlobalThreadPools/i.test((error as Error).message)) throw error;
+        processEnvHasSharedPool = false;
+        return await this.open(path, settings, quiet);
+      }
       const binding = api.create('CreateIoBinding', handle);
       return new CApiSession(path, handle, binding, this.declared(handle, 'Input'), this.declared(handle, 'Output'));
     } finally {
@@ -211,7 +261,18 @@ export class CApiRuntime implements Runtime {
     this.api.fn.ReleaseRunOptions(this.runOptions);
     this.api.fn.ReleaseMemoryInfo(this.cpuInfo);
     if (this.cudaInfo) this.api.fn.ReleaseMemoryInfo(this.cudaInfo);
-    this.api.fn.ReleaseEnv(this.env);
+  }
+
+  private createSession(path: string, options: OrtHandle): Promise<OrtHandle> {
+    const { api } = this;
+    return new Promise<OrtHandle>((resolve, reject) => {
+      const out: unknown[] = [null];
+      api.fn.CreateSession.async(this.env, path, options, out, (error: unknown, status: unknown) => {
+        const failure = (error as Error | null) ?? api.statusError('CreateSession', status);
+        if (failure) reject(failure);
+        else resolve(out[0]);
+      });
+    });
   }
 
   private bind(session: CApiSession, how: 'BindInput' | 'BindOutput', key: string, tensor: Tensor): void {
