@@ -30,6 +30,9 @@ export function skipgenVitestConfig(overrides = {}) {
       testTimeout: 120_000,
       hookTimeout: 300_000,
       pool: 'forks',
+      // Test files run in several processes at once: ONNX Runtime thread pools that spin between runs
+      // would starve each other's (a 5 s test took 100 s). A served model runs alone and spins.
+      env: { SKIPGEN_ORT_SPIN: '0', ...overrides.env },
       ...overrides,
     },
   });

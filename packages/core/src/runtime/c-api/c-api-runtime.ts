@@ -19,6 +19,13 @@ const ORT_MEM_TYPE_DEFAULT = 0;
 const ONNX_TYPE_TENSOR = 1;
 const TYPE_NAMES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64', 16: 'bfloat16' };
 
+/**
+ * `SKIPGEN_ORT_SPIN=0` keeps the shared pool's threads from spinning between
+ * runs: for several skipgen processes sharing few cores (test runners), whose
+ * spinning pools would starve each other.
+ */
+export const SPIN_ENV = 'SKIPGEN_ORT_SPIN';
+
 /** Whether the process's ONNX Runtime environment has the shared thread pool (false once a session found it has not). */
 let processEnvHasSharedPool = true;
 /** ONNX Runtime's environment is one per process: created with the first runtime and kept for the process's life. */
@@ -42,7 +49,7 @@ function sharedEnvironment(api: OrtCApi): OrtHandle {
   try {
     api.check('SetGlobalIntraOpNumThreads', threading, 0);
     api.check('SetGlobalInterOpNumThreads', threading, 1);
-    api.check('SetGlobalSpinControl', threading, 1);
+    api.check('SetGlobalSpinControl', threading, process.env[SPIN_ENV] === '0' ? 0 : 1);
     processEnv = api.create('CreateEnvWithGlobalThreadPools', ORT_LOGGING_LEVEL_ERROR, 'skipgen', threading);
     return processEnv;
   } finally {
