@@ -137,7 +137,7 @@ describe('speculative sampling end to end', () => {
     } finally {
       rule.broken = false;
     }
-  }, 120_000);
+  }, 300_000);
 
   it('a seed reproduces the text; tokens stay within top-k of full depth', async () => {
     const decoding = speculative({ draft: unified({ speedup: 2 }), draftTokens: 'adaptive' });
