@@ -58,6 +58,7 @@ export function demoCommand(): Command {
       });
       console.log(benchTable(rows));
       console.log('\nNext: `pnpm skipgen generate --prompt "ROMEO:" --policy unified --speedup 2 --temperature 0.8 --top-k 40`, `pnpm skipgen eval`, or convert your own checkpoint with `pnpm skipgen convert <hf-dir> <out-dir>`.');
+      console.log('Serve it: `pnpm skipgen serve` starts an OpenAI-compatible server with a playground at http://127.0.0.1:8080 (`--model` takes a converted directory, a checkpoint or a Hub repo id).');
     });
 }
 
