@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { InvalidArgumentError } from 'commander';
 
-import { InvalidRequestError, PINNED_ORT_VERSION } from '@skipgen/core';
+import { InvalidRequestError, PINNED_ORT_VERSION, prepareOnnxRuntime } from '@skipgen/core';
 import { skipAwareCheckpointDir } from '@skipgen/model-tiny-shakespeare';
 import type { PresetName } from '@skipgen/test-models';
 
@@ -52,6 +52,8 @@ export interface PeerBenchFlags {
  * shipped skip-aware model's checkpoint.
  */
 export async function peerBenchCommand(flags: PeerBenchFlags): Promise<void> {
+  // transformers.js opens onnxruntime-node sessions; skipgen's environment (its shared thread pool) must exist first.
+  prepareOnnxRuntime();
   const log = (line: string) => console.error(line);
   for (const [flag, given] of [
     ['--model', flags.model !== undefined],
