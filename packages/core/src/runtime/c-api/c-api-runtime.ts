@@ -3,7 +3,7 @@ import { totalmem } from 'node:os';
 import koffi from 'koffi';
 
 import type { DeclaredGraphValue } from '../../format/graph-shapes.js';
-import type { ElementType, GraphSession, MemoryBlock, Runtime, Tensor } from '../runtime.js';
+import { BYTES_PER_ELEMENT, elementCount, type ElementType, type GraphSession, type MemoryBlock, type Runtime, type Tensor } from '../runtime.js';
 import { keepOnnxRuntimeTelemetryOff } from '../telemetry.js';
 import type { SessionSettings } from '../session-options.js';
 import { loadCudaLibrary, type CudaLibrary } from './cuda-library.js';
@@ -207,7 +207,7 @@ export class CApiRuntime implements Runtime {
   tensor(block: MemoryBlock, offset: number, type: ElementType, dims: readonly number[]): Tensor {
     const b = block as CApiBlock;
     const info = b.host === null ? this.cudaInfo : this.cpuInfo;
-    const bytes = dims.reduce((n, d) => n * d, 1) * { float32: 4, float16: 2, int32: 4, int64: 8 }[type];
+    const bytes = elementCount(dims) * BYTES_PER_ELEMENT[type];
     const value = this.api.create(
       'CreateTensorWithDataAsOrtValue',
       info,
