@@ -1,9 +1,8 @@
-import { SingleBar, Presets } from 'cli-progress';
-
 import { exportTransformersJs } from '@skipgen/convert';
 import { InvalidRequestError } from '@skipgen/core';
 
 import { formatBytes } from '../report/format.js';
+import { graphProgressBar } from '../report/graph-progress.js';
 
 /** `convert --format`: skipgen's model directory, or transformers.js's single-graph decoder. */
 export const CONVERT_FORMATS = ['skipgen', 'transformers.js'] as const;
@@ -30,16 +29,12 @@ export async function exportForTransformersJs(
   for (const [flag, value] of [['--weights', flags.weights], ['--dtype', flags.dtype]] as const) {
     if (value !== undefined && value !== 'fp32') throw new InvalidRequestError(flag, `${value} is not available with --format transformers.js yet: it writes fp32 weights`);
   }
-  const bar = process.stderr.isTTY && !flags.json ? new SingleBar({ format: 'exporting [{bar}] {value}/{total} · {label}' }, Presets.shades_classic) : null;
+  const progress = graphProgressBar('exporting', !flags.json);
   const result = await exportTransformersJs(hfDir, outDir, {
     overwrite: flags.overwrite ?? false,
     allowSymlinksInto: flags.allowSymlinksInto ?? [],
-    onProgress: ({ completed, total, label }) => {
-      if (!bar) return;
-      if (completed === 1) bar.start(total, 0, { label });
-      bar.update(completed, { label });
-    },
-  }).finally(() => bar?.stop());
+    onProgress: progress.onProgress,
+  }).finally(progress.stop);
   for (const warning of result.warnings) console.warn(`warning: ${warning}`);
   if (flags.json) {
     console.log(JSON.stringify(result, null, 2));

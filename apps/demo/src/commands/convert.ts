@@ -1,4 +1,3 @@
-import { SingleBar, Presets } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { convertCheckpoint, type AccuracyLevel, type ComputeType, type ConvertDtype, type WeightFormat } from '@skipgen/convert';
@@ -6,6 +5,7 @@ import type { ModelManifest } from '@skipgen/core';
 
 import { collect, integer } from '../options/parse.js';
 import { formatBytes } from '../report/format.js';
+import { graphProgressBar } from '../report/graph-progress.js';
 import { CONVERT_FORMATS, exportForTransformersJs, type ConvertFormat } from './convert-transformers-js.js';
 
 export function convertCommand(): Command {
@@ -44,7 +44,7 @@ export function convertCommand(): Command {
         await exportForTransformersJs(hfDir, outDir, flags, (name) => command.getOptionValueSource(name) !== 'default' && command.getOptionValue(name) !== undefined);
         return;
       }
-      const bar = process.stderr.isTTY && !flags.json ? new SingleBar({ format: 'converting [{bar}] {value}/{total} graphs · {label}' }, Presets.shades_classic) : null;
+      const progress = graphProgressBar('converting', !flags.json);
       const result = await convertCheckpoint(hfDir, outDir, {
         compute: flags.compute,
         dtype: flags.dtype,
@@ -55,12 +55,8 @@ export function convertCommand(): Command {
         accuracyLevel: flags.accuracyLevel as AccuracyLevel | undefined,
         overwrite: flags.overwrite ?? false,
         allowSymlinksInto: flags.allowSymlinksInto ?? [],
-        onProgress: ({ completed, total, label }) => {
-          if (!bar) return;
-          if (completed === 1) bar.start(total, 0, { label });
-          bar.update(completed, { label });
-        },
-      }).finally(() => bar?.stop());
+        onProgress: progress.onProgress,
+      }).finally(progress.stop);
       const { manifest } = result;
       for (const warning of result.warnings) console.warn(`warning: ${warning}`);
       if (flags.json) {

@@ -4,10 +4,10 @@ import { layerTensorName } from '../checkpoint/architectures.js';
 import type { ModelConfig } from '../checkpoint/model-config.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import {
+  attentionOutputAndMlp,
   declarePositionInputs,
   keysAndValues,
   rmsNorm,
-  stackedProjection,
   toHeadMajor,
   type LayerTensors,
 } from './layer-parts.js';
@@ -63,15 +63,7 @@ export function buildLayerGraph(config: ModelConfig, tensors: LayerTensors, laye
     graph.output(newValue, io.newValue, float, ['batch', numKvHeads, 'sequence', headDim]);
   }
 
-  const [projected] = stackedProjection(graph, weights, attended, 'o_proj', [{ weight: t('self_attn.o_proj.weight'), bias: config.outputBias ? t('self_attn.o_proj.bias') : undefined }], numHeads * headDim);
-  const residual = graph.op('Add', [hidden, projected!]);
-
-  const mlpIn = rmsNorm(graph, residual, weights.add(graph, 'post_attention_layernorm.weight', t('post_attention_layernorm.weight'), [h]), eps);
-  const mlpPart = (proj: string) => ({ weight: t(`mlp.${proj}_proj.weight`), bias: config.mlpBias ? t(`mlp.${proj}_proj.bias`) : undefined });
-  const [gate, up] = stackedProjection(graph, weights, mlpIn, 'gate_up_proj', [mlpPart('gate'), mlpPart('up')], h);
-  const activated = graph.op('Mul', [graph.op('Mul', [gate!, graph.op('Sigmoid', [gate!])]), up!]);
-  const [down] = stackedProjection(graph, weights, activated, 'down_proj', [mlpPart('down')], config.intermediateSize);
-  const out = graph.op('Add', [residual, down!]);
+  const out = attentionOutputAndMlp(graph, weights, config, tensors, layer, hidden, attended);
   graph.output(out, io.hiddenOut, float, ['batch', 'sequence', h]);
   return graph;
 }

@@ -100,3 +100,30 @@ export function toHeadMajor(graph: GraphBuilder, x: string, heads: number, headD
   const split = graph.op('Reshape', [x, graph.int64('bshd_shape', [0, 0, heads, headDim])]);
   return graph.op('Transpose', [split], { perm: [0, 2, 1, 3] });
 }
+
+/**
+ * The rest of a decoder layer after attention: the output projection and
+ * residual, then the post-attention RMSNorm, the SiLU-gated MLP and its
+ * residual. Returns the layer's output hidden state.
+ */
+export function attentionOutputAndMlp(
+  graph: GraphBuilder,
+  weights: WeightWriter,
+  config: ModelConfig,
+  tensors: LayerTensors,
+  layer: number,
+  hidden: string,
+  attended: string,
+): string {
+  const t = (suffix: string) => tensors.get(layerTensorName(layer, suffix))!;
+  const oProj = { weight: t('self_attn.o_proj.weight'), bias: config.outputBias ? t('self_attn.o_proj.bias') : undefined };
+  const [projected] = stackedProjection(graph, weights, attended, 'o_proj', [oProj], config.numHeads * config.headDim);
+  const residual = graph.op('Add', [hidden, projected!]);
+
+  const mlpIn = rmsNorm(graph, residual, weights.add(graph, 'post_attention_layernorm.weight', t('post_attention_layernorm.weight'), [config.hiddenSize]), config.rmsNormEps);
+  const mlpPart = (proj: string) => ({ weight: t(`mlp.${proj}_proj.weight`), bias: config.mlpBias ? t(`mlp.${proj}_proj.bias`) : undefined });
+  const [gate, up] = stackedProjection(graph, weights, mlpIn, 'gate_up_proj', [mlpPart('gate'), mlpPart('up')], config.hiddenSize);
+  const activated = graph.op('Mul', [graph.op('Mul', [gate!, graph.op('Sigmoid', [gate!])]), up!]);
+  const [down] = stackedProjection(graph, weights, activated, 'down_proj', [mlpPart('down')], config.intermediateSize);
+  return graph.op('Add', [residual, down!]);
+}

@@ -3,7 +3,7 @@ import { rotaryTables } from '@skipgen/core';
 import { layerTensorName } from '../checkpoint/architectures.js';
 import type { ModelConfig } from '../checkpoint/model-config.js';
 import { attentionKindFor, type AttentionKind } from '../graphs/layer-graph.js';
-import { keysAndValues, rmsNorm, stackedProjection, toHeadMajor, type LayerTensors, type PositionInputs } from '../graphs/layer-parts.js';
+import { attentionOutputAndMlp, keysAndValues, rmsNorm, toHeadMajor, type LayerTensors, type PositionInputs } from '../graphs/layer-parts.js';
 import type { WeightWriter } from '../graphs/weights.js';
 import { ElementType } from '../onnx/graph-builder.js';
 import { ScopedGraphBuilder } from './scoped-graph-builder.js';
@@ -64,7 +64,7 @@ const MASKED = -3.4028234663852886e38;
  */
 export async function buildDecoderGraph(config: ModelConfig, source: DecoderWeights, weights: WeightWriter): Promise<ScopedGraphBuilder> {
   const io = TRANSFORMERS_JS_IO;
-  const { hiddenSize: h, numHeads, numKvHeads, headDim, vocabSize, rmsNormEps: eps } = config;
+  const { hiddenSize: h, numKvHeads, headDim, vocabSize, rmsNormEps: eps } = config;
   // The CPU execution provider's kernels: float32 compute whatever the weight storage.
   if (weights.computeType !== 'float32') throw new Error(`buildDecoderGraph: compute type ${weights.computeType}; transformers.js exports compute in float32`);
   const float = 'float32';
@@ -96,16 +96,7 @@ export async function buildDecoderGraph(config: ModelConfig, source: DecoderWeig
       const normed = rmsNorm(graph, hidden, weights.add(graph, 'input_layernorm.weight', t('input_layernorm.weight'), [h]), eps);
       const { query, key, value } = keysAndValues(graph, weights, config, tensors, layer, normed, position, true);
       const attended = attend(graph, { query: query!, key, value, past: past[layer]!, masks }, config, presents);
-      const oProj = { weight: t('self_attn.o_proj.weight'), bias: config.outputBias ? t('self_attn.o_proj.bias') : undefined };
-      const [projected] = stackedProjection(graph, weights, attended, 'o_proj', [oProj], numHeads * headDim);
-      const residual = graph.op('Add', [hidden, projected!]);
-
-      const mlpIn = rmsNorm(graph, residual, weights.add(graph, 'post_attention_layernorm.weight', t('post_attention_layernorm.weight'), [h]), eps);
-      const mlpPart = (proj: string) => ({ weight: t(`mlp.${proj}_proj.weight`), bias: config.mlpBias ? t(`mlp.${proj}_proj.bias`) : undefined });
-      const [gate, up] = stackedProjection(graph, weights, mlpIn, 'gate_up_proj', [mlpPart('gate'), mlpPart('up')], h);
-      const activated = graph.op('Mul', [graph.op('Mul', [gate!, graph.op('Sigmoid', [gate!])]), up!]);
-      const [down] = stackedProjection(graph, weights, activated, 'down_proj', [mlpPart('down')], config.intermediateSize);
-      return graph.op('Add', [residual, down!]);
+      return attentionOutputAndMlp(graph, weights, config, tensors, layer, hidden, attended);
     });
   }
 
