@@ -404,11 +404,13 @@ describe('the skipgen CLI (built)', () => {
       await writeCheckpoint(hf, presets['llama-tied']);
       const int8 = await skipgen('convert', hf, join(root, 'int8-out'), '--weights', 'int8');
       expect(int8.code, int8.stderr).toBe(0);
-      expect(int8.stdout).toContain('(int8 weights (block 32, zero points), float32 compute)');
+      expect(int8.stdout).toContain('(int8 weights (block 32, zero points, int8 head), float32 compute)');
+      const floatHead = await skipgen('convert', hf, join(root, 'int4-float-head'), '--weights', 'int4', '--head-weights', 'float16');
+      expect(floatHead.stdout).toContain('(int4 weights (block 32, zero points, float16 head), float32 compute)');
       const int4 = await skipgen('convert', hf, join(root, 'int4-out'), '--weights', 'int4', '--block-size', '128', '--symmetric', '--quantize-head', '--json');
       expect(int4.code, int4.stderr).toBe(0);
       const written = JSON.parse(int4.stdout) as { manifest: Record<string, unknown> };
-      const quantization = { method: 'matmul-nbits', blockSize: 128, zeroPoints: false, accuracyLevel: 4, head: true, floatWeightType: 'float16' };
+      const quantization = { method: 'matmul-nbits', blockSize: 128, zeroPoints: false, accuracyLevel: 4, head: true, headBits: 4, floatWeightType: 'float16' };
       expect(written.manifest).toMatchObject({ weightType: 'int4', quantization });
       expect(JSON.parse(readFileSync(join(root, 'int4-out', 'skipgen.json'), 'utf8'))).toMatchObject({ weightType: 'int4', quantization });
       const generated = await skipgen('generate', '--model', join(root, 'int4-out'), '--prompt-ids', '1,5,9', '--max-new-tokens', '4', '--json');

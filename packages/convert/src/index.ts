@@ -7,6 +7,7 @@ export {
   type ConvertProgress,
   type ConvertResult,
   type WeightFormat,
+  type HeadWeightFormat,
 } from './convert.js';
 export type { Architecture } from './checkpoint/architectures.js';
 export { parseModelConfig, type ModelConfig } from './checkpoint/model-config.js';

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 
 import { InvalidRequestError, prepareOnnxRuntime, type Device, type RuntimeName } from '@skipgen/core';
+import { skipAwareModelDir } from '@skipgen/model-tiny-shakespeare';
 import { presets, stories260kDir, type PresetName } from '@skipgen/test-models';
 
 import { checkpointModel, presetModel, type BenchModel } from '../bench/bench-models.js';
@@ -71,7 +72,10 @@ export function benchCommand(): Command {
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'auto']).default('cpu'))
     .option('--threads <n>', 'intra-op threads per session', threadCount)
     .option('--contexts <lengths>', 'instead: full-depth decode step cost after prompts of these lengths, e.g. 32,1024', integerList)
-    .option('--speculative', 'instead: greedy tokens/s of full depth, unified alone, and self-speculative decoding with unified drafts (same ids as full depth)')
+    .option(
+      '--speculative',
+      'instead: greedy tokens/s of full depth, unified alone, and self-speculative decoding with unified drafts (same ids as full depth); by default on the shipped skip-aware model, the 30-layer preset and stories260K, with 2x and 3x drafts',
+    )
     .option('--draft-tokens <list>', 'with --speculative: draft lengths to measure (adaptive is always added)', integersIn(1, 16), [2, 3, 4, 6, 8])
     .option(
       '--slot-tokens <n>',
@@ -110,6 +114,8 @@ export function benchCommand(): Command {
       if (flags.model) models.push({ name: flags.model, dir: flags.model, trained: flags.trained ?? false });
       if (flags.preset) models.push(await presetModel(flags.preset, log));
       if (models.length === 0) {
+        // Speculative decoding pays off only as far as full depth accepts the drafts, which takes trained weights: the shipped model's first.
+        if (flags.speculative) models.push({ name: 'tiny-shakespeare-skip-aware', dir: skipAwareModelDir, trained: true });
         models.push(await presetModel('bench-30-layer', log));
         const stories = findStories260k();
         if (stories) models.push(await checkpointModel('stories260k', stories, log));
@@ -120,7 +126,7 @@ export function benchCommand(): Command {
         for (const model of models) {
           rows.push(
             ...(await runSpeculativeBench(model, {
-              targets: flags.targets.filter((t) => t > 1),
+              targets: command.getOptionValueSource('targets') === 'default' ? [2, 3] : flags.targets.filter((t) => t > 1),
               draftTokens: flags.draftTokens,
               promptTokens: flags.promptTokens,
               newTokens: flags.newTokens,

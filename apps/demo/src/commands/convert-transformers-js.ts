@@ -20,7 +20,7 @@ export async function exportForTransformersJs(
   flags: { compute?: string; weights?: string; dtype?: string; overwrite?: boolean; allowSymlinksInto?: string[]; json?: boolean },
   given: (option: string) => boolean,
 ): Promise<void> {
-  for (const option of ['blockSize', 'symmetric', 'quantizeHead', 'accuracyLevel']) {
+  for (const option of ['blockSize', 'symmetric', 'quantizeHead', 'headWeights', 'accuracyLevel']) {
     if (given(option)) throw new InvalidRequestError(`--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, 'does not apply to --format transformers.js (fp32 weights, float32 compute on the CPU)');
   }
   if (flags.compute !== undefined && flags.compute !== 'float32') {

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 
-import { convertCheckpoint, type AccuracyLevel, type ComputeType, type ConvertDtype, type WeightFormat } from '@skipgen/convert';
+import { convertCheckpoint, type AccuracyLevel, type ComputeType, type ConvertDtype, type HeadWeightFormat, type WeightFormat } from '@skipgen/convert';
 import type { ModelManifest } from '@skipgen/core';
 
 import { collect, integer } from '../options/parse.js';
@@ -27,7 +27,12 @@ export function convertCommand(): Command {
     .addOption(new Option('--dtype <dtype>', 'the older name of --weights, for fp32 and fp16').choices(['fp32', 'fp16']))
     .addOption(new Option('--block-size <n>', 'int8/int4: weights per quantization block, each with its own scale (default: 32)').choices(['32', '128']).argParser(blockSize))
     .option('--symmetric', 'int8/int4: symmetric blocks around a fixed zero point (default: asymmetric, a zero point per block)')
-    .option('--quantize-head', 'int8/int4: quantize the LM head too (default: it stays float16)')
+    .addOption(
+      new Option('--head-weights <format>', "int8/int4: the LM head's weights: int8 (default), int4, or float16 (a float MatMul, read at 4 bytes a weight by the CPU)").choices(
+        HEAD_WEIGHT_FORMATS,
+      ),
+    )
+    .option('--quantize-head', "int8/int4: the older switch for a head with the layers' bits (--head-weights with --weights' value)")
     .addOption(
       new Option('--accuracy-level <n>', "int8/int4: MatMulNBits' accuracy_level, 4 (default) lets the CPU compute with int8 activations, 1 keeps them float32").argParser(integer(0, 4)),
     )
@@ -52,6 +57,7 @@ export function convertCommand(): Command {
         blockSize: flags.blockSize,
         symmetric: flags.symmetric,
         quantizeHead: flags.quantizeHead,
+        headWeights: flags.headWeights,
         accuracyLevel: flags.accuracyLevel as AccuracyLevel | undefined,
         overwrite: flags.overwrite ?? false,
         allowSymlinksInto: flags.allowSymlinksInto ?? [],
@@ -85,6 +91,7 @@ interface ConvertFlags {
   blockSize?: number;
   symmetric?: boolean;
   quantizeHead?: boolean;
+  headWeights?: HeadWeightFormat;
   accuracyLevel?: number;
   overwrite?: boolean;
   allowSymlinksInto?: string[];
@@ -92,12 +99,15 @@ interface ConvertFlags {
   json?: boolean;
 }
 
+/** `--head-weights` choices. */
+const HEAD_WEIGHT_FORMATS: readonly HeadWeightFormat[] = ['int8', 'int4', 'float16'];
+
 /** `float32 weights`, or `int4 weights (block 32, zero points)`, with what else a quantized model stores. */
 export function describeWeights(manifest: ModelManifest): string {
   const q = manifest.quantization;
   if (!q) return `${manifest.weightType} weights`;
   const details = [`block ${q.blockSize}`, q.zeroPoints ? 'zero points' : 'symmetric'];
-  if (q.head) details.push('head quantized');
+  details.push(q.head ? `int${q.headBits ?? manifest.weightType.slice(3)} head` : 'float16 head');
   if (q.accuracyLevel !== 4) details.push(`accuracy level ${q.accuracyLevel}`);
   return `${manifest.weightType} weights (${details.join(', ')})`;
 }

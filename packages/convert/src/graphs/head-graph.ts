@@ -11,7 +11,7 @@ import type { WeightWriter } from './weights.js';
  * when embeddings are tied). The logits are float32 whatever the compute
  * type: a float16 graph casts them as its last op, so sampling and Early
  * Exit's confidence read the same type from every model. With quantized
- * weights the LM head stays a float MatMul unless `quantization.head`.
+ * weights the LM head stays a float MatMul unless `quantization.headBits`.
  */
 export function buildHeadGraph(norm: Float32Array, lmHead: Float32Array, hiddenSize: number, eps: number, weights: WeightWriter): GraphBuilder {
   const io = GRAPH_IO.head;

@@ -107,7 +107,7 @@ describe('quantizeBlocks', () => {
 /** A graph of one MatMulNBits (through WeightWriter.linear), [batch, sequence, K] → [batch, sequence, N]. */
 async function matMulNBitsSession(weight: Float32Array, k: number, scheme: BlockQuantization, accuracyLevel: AccuracyLevel, compute: ScaleType, bias?: Float32Array) {
   const graph = new GraphBuilder('matmul_nbits');
-  const weights = new WeightWriter(compute === 'float16' ? 'float16' : 'float32', compute, { ...scheme, accuracyLevel, head: false });
+  const weights = new WeightWriter(compute === 'float16' ? 'float16' : 'float32', compute, { ...scheme, accuracyLevel, headBits: null });
   const n = weight.length / k;
   const x = graph.input('a', compute, ['batch', 'sequence', k]);
   graph.output(weights.linear(graph, x, 'proj', weight, k, bias), 'y', compute, ['batch', 'sequence', n]);

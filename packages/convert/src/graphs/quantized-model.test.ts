@@ -29,16 +29,17 @@ const PROJECTION = /\.(q|k|v|o|gate|up|down)_proj\.weight$/;
  * The checkpoint a quantized conversion computes: projection weights replaced
  * by their dequantized blocks, every other tensor rounded to float16 (how the
  * converter stores the weights it does not quantize); the LM head dequantized
- * too with `head`.
+ * too, at `headBits`, unless that is null.
  */
-function dequantizedCheckpoint(checkpoint: Checkpoint, scheme: BlockQuantization, head: boolean, scaleType: ScaleType = 'float32'): Checkpoint {
+function dequantizedCheckpoint(checkpoint: Checkpoint, scheme: BlockQuantization, headBits: 4 | 8 | null, scaleType: ScaleType = 'float32'): Checkpoint {
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, t] of checkpoint.tensors) {
-    const quantized = PROJECTION.test(name) || (head && name === 'lm_head.weight');
+    const isHead = name === 'lm_head.weight';
     const [rows, cols] = t.shape as [number, number];
-    const data = quantized
-      ? dequantizeBlocks(quantizeBlocks(t.data, rows, cols, scheme, scaleType))
-      : t.data.map((x) => float16BitsToFloat32(float32ToFloat16Bits(x)));
+    const data =
+      PROJECTION.test(name) || (isHead && headBits !== null)
+        ? dequantizeBlocks(quantizeBlocks(t.data, rows, cols, isHead ? { ...scheme, bits: headBits! } : scheme, scaleType))
+        : t.data.map((x) => float16BitsToFloat32(float32ToFloat16Bits(x)));
     tensors.set(name, { shape: t.shape, data });
   }
   return { config: checkpoint.config, tensors };
@@ -66,16 +67,18 @@ function skipOneLayer(skipped: number): SkipPolicy {
 }
 
 // GQA and tied embeddings (llama-tied), q/k/v biases (qwen2), per-head norms (qwen3), plain attention with K 48 (llama-head-dim-12).
-const cases: { preset: PresetName; weights: 'int8' | 'int4'; blockSize: 32 | 128; symmetric: boolean; quantizeHead: boolean }[] = [
-  { preset: 'llama-tied', weights: 'int4', blockSize: 32, symmetric: false, quantizeHead: false },
-  { preset: 'qwen2', weights: 'int8', blockSize: 32, symmetric: false, quantizeHead: false },
-  { preset: 'qwen3', weights: 'int4', blockSize: 128, symmetric: true, quantizeHead: true },
-  { preset: 'llama-head-dim-12', weights: 'int8', blockSize: 128, symmetric: true, quantizeHead: true },
+// The head: float16, the default (int8), int4 by the older quantizeHead switch, and int8 asked for by name.
+const cases: { preset: PresetName; weights: 'int8' | 'int4'; blockSize: 32 | 128; symmetric: boolean; head: Pick<ConvertOptions, 'headWeights' | 'quantizeHead'>; headBits: 4 | 8 | null }[] = [
+  { preset: 'llama-tied', weights: 'int4', blockSize: 32, symmetric: false, head: { headWeights: 'float16' }, headBits: null },
+  { preset: 'qwen2', weights: 'int4', blockSize: 32, symmetric: false, head: {}, headBits: 8 },
+  { preset: 'qwen3', weights: 'int4', blockSize: 128, symmetric: true, head: { quantizeHead: true }, headBits: 4 },
+  { preset: 'llama-head-dim-12', weights: 'int8', blockSize: 128, symmetric: true, head: { headWeights: 'int8' }, headBits: 8 },
 ];
 
-describe.each(cases)('$preset, $weights, block $blockSize, symmetric $symmetric, head $quantizeHead', ({ preset, weights, blockSize, symmetric, quantizeHead }) => {
+describe.each(cases)('$preset, $weights, block $blockSize, symmetric $symmetric, head bits $headBits', ({ preset, weights, blockSize, symmetric, head: headOptions, headBits }) => {
   const spec = presets[preset];
-  const options: ConvertOptions = { weights, blockSize, symmetric, quantizeHead };
+  const options: ConvertOptions = { weights, blockSize, symmetric, ...headOptions };
+  const quantizeHead = headBits !== null;
   const scheme: BlockQuantization = { bits: weights === 'int8' ? 8 : 4, blockSize, zeroPoints: !symmetric };
   let root: string;
   let checkpoint: Checkpoint;
@@ -90,7 +93,7 @@ describe.each(cases)('$preset, $weights, block $blockSize, symmetric $symmetric,
   });
 
   it('records the weight type and quantization in the manifest, and nothing else changes', async () => {
-    const quantization = { method: 'matmul-nbits', blockSize, zeroPoints: !symmetric, accuracyLevel: 4, head: quantizeHead, floatWeightType: 'float16' };
+    const quantization = { method: 'matmul-nbits', blockSize, zeroPoints: !symmetric, accuracyLevel: 4, head: quantizeHead, ...(quantizeHead ? { headBits } : {}), floatWeightType: 'float16' };
     expect(result.manifest.weightType).toBe(weights);
     expect(result.manifest.quantization).toEqual(quantization);
     expect(exact.manifest.quantization).toEqual({ ...quantization, accuracyLevel: 1 });
@@ -118,7 +121,7 @@ describe.each(cases)('$preset, $weights, block $blockSize, symmetric $symmetric,
     const model = await loadConverted(join(root, 'level1'));
     try {
       const actual = await model.logits(ids);
-      expect(maxLogitsDiff(actual, new ReferenceModel(dequantizedCheckpoint(checkpoint, scheme, quantizeHead)).forward(ids))).toBeLessThan(2e-4);
+      expect(maxLogitsDiff(actual, new ReferenceModel(dequantizedCheckpoint(checkpoint, scheme, headBits)).forward(ids))).toBeLessThan(2e-4);
       // And quantization really happened: the original checkpoint is measurably different.
       expect(maxLogitsDiff(actual, new ReferenceModel(checkpoint).forward(ids))).toBeGreaterThan(1e-3);
     } finally {
@@ -220,6 +223,11 @@ describe('weight option checks', () => {
     await expectFailure(convertCheckpoint(hf, out, { blockSize: 32 }), InvalidConvertOptionsError, ["option blockSize: applies to quantized weights only (weights 'int8' or 'int4'), not 'fp32'"]);
     await expectFailure(convertCheckpoint(hf, out, { weights: 'fp16', symmetric: true }), InvalidConvertOptionsError, ["option symmetric: applies to quantized weights only (weights 'int8' or 'int4'), not 'fp16'"]);
     await expectFailure(convertCheckpoint(hf, out, { dtype: 'fp16', quantizeHead: true }), InvalidConvertOptionsError, ['option quantizeHead: applies to quantized weights only']);
+    await expectFailure(convertCheckpoint(hf, out, { headWeights: 'int8' }), InvalidConvertOptionsError, ['option headWeights: applies to quantized weights only']);
+    await expectFailure(convertCheckpoint(hf, out, { weights: 'int4', headWeights: 'int2' as 'int4' }), InvalidConvertOptionsError, ['option headWeights: is "int2"']);
+    await expectFailure(convertCheckpoint(hf, out, { weights: 'int4', headWeights: 'int8', quantizeHead: true }), InvalidConvertOptionsError, [
+      "option quantizeHead: true contradicts headWeights 'int8'",
+    ]);
     await expectFailure(convertCheckpoint(hf, out, { weights: 'int4', blockSize: 24 }), InvalidConvertOptionsError, ['option blockSize: is 24; use 32 (default) or 128']);
     await expectFailure(convertCheckpoint(hf, out, { weights: 'int4', accuracyLevel: 5 as 4 }), InvalidConvertOptionsError, ['option accuracyLevel: is 5']);
     await expectFailure(convertCheckpoint(hf, out, { weights: 'int3' as 'int4' }), InvalidConvertOptionsError, ['option weights: is "int3"']);
@@ -235,14 +243,14 @@ describe('weight option checks', () => {
 
   it('converts int4 for float16 compute (float16 scales and float weights), which computes its dequantized checkpoint within float16 precision', async () => {
     const spec = presets['llama-tied'];
-    const half = await convertCheckpoint(hf, join(hf, '..', 'int4-f16'), { weights: 'int4', compute: 'float16', accuracyLevel: 1 });
+    const half = await convertCheckpoint(hf, join(hf, '..', 'int4-f16'), { weights: 'int4', compute: 'float16', accuracyLevel: 1, headWeights: 'float16' });
     expect(half.manifest).toMatchObject({ weightType: 'int4', computeType: 'float16', quantization: { floatWeightType: 'float16', accuracyLevel: 1 } });
     const ids = promptIds(10, spec.vocabSize);
     const model = await loadConverted(join(hf, '..', 'int4-f16'));
     try {
       const actual = await model.logits(ids);
       const checkpoint = await readCheckpoint(hf);
-      const expected = new ReferenceModel(dequantizedCheckpoint(checkpoint, { bits: 4, blockSize: 32, zeroPoints: true }, false, 'float16')).forward(ids);
+      const expected = new ReferenceModel(dequantizedCheckpoint(checkpoint, { bits: 4, blockSize: 32, zeroPoints: true }, null, 'float16')).forward(ids);
       const scale = Math.max(...expected.map((row) => Math.max(...row.map(Math.abs))));
       // What float16 compute of float16 weights gives (see compute-type.test.ts): about 1e-3 of the logits' scale.
       expect(maxLogitsDiff(actual, expected)).toBeLessThan(3e-3 * scale);

@@ -18,8 +18,8 @@ export type AccuracyLevel = 0 | 1 | 2 | 3 | 4;
 /** How the linear layers' weights are quantized, when they are. */
 export interface LinearQuantization extends BlockQuantization {
   accuracyLevel: AccuracyLevel;
-  /** The LM head too (otherwise it stays a float MatMul). */
-  head: boolean;
+  /** Bits of the LM head's blocks, or null: the head stays a float MatMul. */
+  headBits: 4 | 8 | null;
 }
 
 /**
@@ -71,7 +71,7 @@ export class WeightWriter {
    * Face stores a linear weight) or the rows of several such parts stacked
    * (one product for projections that read the same input); returns the
    * output's value name. A MatMul over the transposed weight, or with
-   * {@link quantization} (and for the head only when `quantization.head`) a
+   * {@link quantization} (and for the head only when `quantization.headBits`) a
    * MatMulNBits over the block-quantized weight, whose [N, K] layout is those
    * rows. Weights named `name.weight`, `name.bias`; quantized:
    * `name.weight_q`, `name.weight_scales`, `name.weight_zero_points`.
@@ -88,13 +88,14 @@ export class WeightWriter {
     const parts = weight instanceof Float32Array ? [weight] : weight;
     const q = this.quantization;
     let y: string;
-    if (!q || (role === 'head' && !q.head)) {
+    if (!q || (role === 'head' && q.headBits === null)) {
       const { data, dims } = stackTransposed(parts, inFeatures);
       y = graph.op('MatMul', [x, this.add(graph, `${name}.weight`, data, dims)]);
     } else {
       const rows = parts.length === 1 ? parts[0]! : concatenate(parts);
       const outFeatures = rows.length / inFeatures;
-      const quantized = quantizeBlocks(rows, outFeatures, inFeatures, q, this.computeType);
+      const scheme = role === 'head' ? { ...q, bits: q.headBits! } : q;
+      const quantized = quantizeBlocks(rows, outFeatures, inFeatures, scheme, this.computeType);
       this.clamped += quantized.clamped;
       const packed = graph.initializer(`${name}.weight_q`, { type: 'uint8', dims: [outFeatures, quantized.blocks, quantized.blobSize], bytes: quantized.data });
       const scaleBytes = this.computeType === 'float32' ? bytesOf(quantized.scales) : bytesOf(float32ToFloat16(quantized.scales).bits);
@@ -104,7 +105,7 @@ export class WeightWriter {
         const rowBytes = quantized.zeroPointData.length / outFeatures;
         inputs.push(graph.initializer(`${name}.weight_zero_points`, { type: 'uint8', dims: [outFeatures, rowBytes], bytes: quantized.zeroPointData }));
       }
-      y = graph.op('MatMulNBits', inputs, { K: inFeatures, N: outFeatures, bits: q.bits, block_size: q.blockSize, accuracy_level: q.accuracyLevel }, 'com.microsoft');
+      y = graph.op('MatMulNBits', inputs, { K: inFeatures, N: outFeatures, bits: scheme.bits, block_size: q.blockSize, accuracy_level: q.accuracyLevel }, 'com.microsoft');
     }
     return bias ? graph.op('Add', [y, this.add(graph, `${name}.bias`, bias, [bias.length])]) : y;
   }

@@ -300,7 +300,12 @@ export class Engine {
     if (this.cache.storage instanceof RuntimeKvStorage) this.cache.storage.free();
   }
 
-  /** Serialises steps: one engine, one set of buffers, one step at a time. */
+  /**
+   * Serialises steps: one engine, one set of buffers, one step at a time.
+   * Small steps run their graphs on this thread (`BLOCKING_STEP_TOKENS`), so
+   * each step ends by yielding to the event loop: a generation loop of
+   * back-to-back steps still lets I/O and timers run between them.
+   */
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
     if (this.shutdown) return Promise.reject(new ModelDisposedError());
     const result = this.queue.then(async () => {
@@ -310,6 +315,7 @@ export class Engine {
       } finally {
         this.counters.steps++;
         this.counters.stepMs += performance.now() - begun;
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     });
     this.queue = result.catch(() => undefined);

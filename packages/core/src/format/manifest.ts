@@ -34,6 +34,8 @@ const quantizationSchema = z.object({
   accuracyLevel: z.number().int().min(0).max(4),
   /** Whether the LM head is quantized too. */
   head: z.boolean(),
+  /** Bits of the head's blocks when `head` (absent in manifests written before heads could differ from the layers: the layers' bits). */
+  headBits: z.union([z.literal(4), z.literal(8)]).optional(),
   /** Storage of the weights that are not quantized: embedding table, norms, biases, and the head unless `head`. */
   floatWeightType: z.enum(['float32', 'float16']),
 });

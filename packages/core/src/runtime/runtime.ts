@@ -58,8 +58,13 @@ export interface Runtime {
   tensor(block: MemoryBlock, offset: number, type: ElementType, dims: readonly number[]): Tensor;
   /** Frees what a tensor holds beyond its block's memory. */
   releaseTensor(tensor: Tensor): void;
-  /** Runs a graph: every input read from, every output written into, the given tensors. */
-  run(session: GraphSession, feeds: Readonly<Record<string, Tensor>>, fetches: Readonly<Record<string, Tensor>>): Promise<void>;
+  /**
+   * Runs a graph: every input read from, every output written into, the
+   * given tensors. With `blocking`, a runtime that can calls ONNX Runtime on
+   * this thread and returns a settled promise: for small steps, whose graphs
+   * take less time than handing the call to a worker thread and back.
+   */
+  run(session: GraphSession, feeds: Readonly<Record<string, Tensor>>, fetches: Readonly<Record<string, Tensor>>, blocking?: boolean): Promise<void>;
   /** Copies bytes between blocks, on the device where both are there. */
   copy(to: MemoryBlock, toOffset: number, from: MemoryBlock, fromOffset: number, bytes: number): void;
   /** Copies a JavaScript array's bytes into a block. */

@@ -220,11 +220,15 @@ export class CApiRuntime implements Runtime {
     return new CApiTensor(b, offset, type, dims, value);
   }
 
-  run(session: GraphSession, feeds: Readonly<Record<string, Tensor>>, fetches: Readonly<Record<string, Tensor>>): Promise<void> {
+  run(session: GraphSession, feeds: Readonly<Record<string, Tensor>>, fetches: Readonly<Record<string, Tensor>>, blocking = false): Promise<void> {
     const s = session as CApiSession;
     const { api } = this;
     for (const [name, tensor] of Object.entries(feeds)) this.bind(s, 'BindInput', name, tensor);
     for (const [name, tensor] of Object.entries(fetches)) this.bind(s, 'BindOutput', `out:${name}`, tensor);
+    if (blocking) {
+      const failure = api.statusError('RunWithBinding', api.fn.RunWithBinding(s.handle, this.runOptions, s.binding));
+      return failure ? Promise.reject(failure) : Promise.resolve();
+    }
     return new Promise((resolve, reject) => {
       api.fn.RunWithBinding.async(s.handle, this.runOptions, s.binding, (error: unknown, status: unknown) => {
         const failure = (error as Error | null) ?? api.statusError('RunWithBinding', status);
