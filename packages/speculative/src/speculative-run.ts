@@ -20,6 +20,8 @@ export interface SpeculativeCounts {
   verifySteps: number;
   /** Tokens verify steps produced. */
   verifiedTokens: number;
+  draftMs: number;
+  verifyMs: number;
 }
 
 /**
@@ -120,6 +122,7 @@ class SpeculativeDecoder {
     const drafts: number[] = [];
     const draftDistributions: Float64Array[] = [];
     const layersBefore = sequence.counters.generatedLayers;
+    const drafting = performance.now();
     for (let token = pending; drafts.length < k; ) {
       const [logits] = (await engine.decode([{ sequence, token }])) as [Float32Array];
       if (this.sampling.doSample) {
@@ -136,7 +139,10 @@ class SpeculativeDecoder {
     context.length = base;
     if (k > 0) engine.rollback(sequence, start);
 
+    const verifying = performance.now();
     const verified = await engine.verify(sequence, [pending, ...drafts]);
+    this.counts.draftMs += verifying - drafting;
+    this.counts.verifyMs += performance.now() - verifying;
     const row = (i: number) => verified.subarray(i * this.vocab, (i + 1) * this.vocab);
     let accepted = 0;
     for (; accepted < k; accepted++) {

@@ -47,6 +47,10 @@ export interface SpeculativeStats {
   verifySteps: number;
   /** Tokens each verify step produced: the accepted draft tokens plus full depth's own. */
   tokensPerVerifyStep: number;
+  /** Milliseconds in draft steps (the draft policy's decode steps). */
+  draftMs: number;
+  /** Milliseconds in verify steps (full depth over the pending token and the draft). */
+  verifyMs: number;
 }
 
 /** A generation's result with {@link SpeculativeStats} in `stats.speculative`. */
@@ -126,7 +130,7 @@ export function speculative(options: SpeculativeOptions): SpeculativeDecoding {
         );
       }
       const task = model.createTask(prompt, requestOptions);
-      const counts: SpeculativeCounts = { drafted: 0, accepted: 0, verifySteps: 0, verifiedTokens: 0 };
+      const counts: SpeculativeCounts = { drafted: 0, accepted: 0, verifySteps: 0, verifiedTokens: 0, draftMs: 0, verifyMs: 0 };
       const length = new DraftLength(draftTokens, draftTokens === 'adaptive' ? maxDraftTokens : draftTokens, bound.numLayers);
       void runSpeculative(model.engine, task, bound, length, model.prefillChunk, counts);
       const result = task.stream.result.then((done) => ({
@@ -141,6 +145,8 @@ export function speculative(options: SpeculativeOptions): SpeculativeDecoding {
             acceptanceRate: counts.drafted > 0 ? counts.accepted / counts.drafted : 0,
             verifySteps: counts.verifySteps,
             tokensPerVerifyStep: counts.verifySteps > 0 ? counts.verifiedTokens / counts.verifySteps : 0,
+            draftMs: counts.draftMs,
+            verifyMs: counts.verifyMs,
           },
         },
       }));

@@ -6,6 +6,7 @@ import { convertCheckpoint, exportTransformersJs } from '@skipgen/convert';
 import { convertPreset, TempDirs, type ConvertedPreset } from '@skipgen/test-kit';
 
 import { peerHeader, peerTable } from '../report/peer-table.js';
+import { measureMemoryBandwidth } from './memory-bandwidth.js';
 import { runPeerBench, type PeerRow } from './peer-bench.js';
 import type { PeerModel } from './peer-models.js';
 
@@ -29,7 +30,8 @@ describe('the race against transformers.js on a tiny preset', () => {
     };
     await convertCheckpoint(preset.hfDir, join(root, 'int8'), { weights: 'int8' });
     await exportTransformersJs(preset.hfDir, peer.transformersJs);
-    rows = await runPeerBench(peer, { batches: [1, 3], targets: [2, 3], promptTokens: 5, newTokens: 6, repeats: 2, threads: 1, log: () => undefined });
+    const bandwidth = await measureMemoryBandwidth({ mebibytes: 16, threads: 1, runs: 3 });
+    rows = await runPeerBench(peer, { batches: [1, 3], targets: [2, 3], promptTokens: 5, newTokens: 6, repeats: 2, threads: 1, bandwidth, log: () => undefined });
   });
   afterAll(() => preset?.remove());
 
@@ -51,6 +53,18 @@ describe('the race against transformers.js on a tiny preset', () => {
     }
   });
 
+  it('counts the weights each engine reads per token: transformers.js as many as skipgen fp32 at full depth, fewer for int8 and skipping', () => {
+    for (const batch of [1, 3]) {
+      const at = (engine: string, weights: string, target: number) => rows.find((r) => r.batch === batch && r.engine === engine && r.weights === weights && r.target === target)!;
+      const peerBytes = at('transformers.js', 'fp32', 1).weightBytesPerToken;
+      expect(peerBytes / at('skipgen', 'fp32', 1).weightBytesPerToken).toBeCloseTo(1, 2);
+      expect(at('skipgen', 'fp32', 2).weightBytesPerToken).toBeLessThan(0.7 * peerBytes);
+      expect(at('skipgen', 'int8', 1).weightBytesPerToken).toBeLessThan(0.4 * peerBytes);
+    }
+    expect(rows[0]!.weightBytesPerToken / rows.find((r) => r.batch === 3)!.weightBytesPerToken).toBeGreaterThan(2.5);
+    for (const row of rows) expect(row.rooflineFraction).toBeGreaterThan(0);
+  });
+
   it('prints as a table under a header naming the versions, threads and what was timed', () => {
     const table = peerTable(rows);
     expect(table.split('\n')).toHaveLength(2 + rows.length);
@@ -59,5 +73,7 @@ describe('the race against transformers.js on a tiny preset', () => {
     const header = peerHeader(rows, { ortVersion: '1.29.0' });
     expect(header).toMatch(/transformers\.js \d+\.\d+\.\d+ .*onnxruntime-node 1\.29\.0, 1 intra-op threads each/);
     expect(header).toContain('decode steps only');
+    expect(peerHeader(rows, { ortVersion: '1.29.0', bandwidth: { gbPerSecond: 12.5, bytes: 2 ** 24, threads: 1, runs: 3 } })).toContain('memory bandwidth: 12.5 GB/s');
+    expect(table).toContain('% of roofline');
   });
 });

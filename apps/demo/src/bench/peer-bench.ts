@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+
 import type { Model } from '@skipgen/core';
 
 import { TransformersJsModel } from '../peer/transformers-js.js';
@@ -5,7 +7,9 @@ import { policiesAtTargets } from '../policies/policies-at-target.js';
 import { median } from './cost-model.js';
 import { benchPrompt, measureDecode, type DecodeLane } from './measure-decode.js';
 import type { PeerModel, PeerWeights } from './peer-models.js';
+import type { MemoryBandwidth } from './memory-bandwidth.js';
 import { loadBenchModel } from './slot-tokens.js';
+import { initializerBytes, modelWeights } from './weight-bytes.js';
 
 /** A skipgen configuration of a race: one weight format, one policy. */
 interface RaceLane extends DecodeLane {
@@ -13,6 +17,9 @@ interface RaceLane extends DecodeLane {
   policyName: string;
   target: number;
 }
+
+/** A row as the race measures it, before the roofline. */
+type RaceRow = Omit<PeerRow, 'weightBytesPerToken' | 'rooflineFraction'>;
 
 /** The engines of a race. */
 export type PeerEngine = 'skipgen' | 'transformers.js';
@@ -28,6 +35,8 @@ export interface PeerBenchOptions {
   threads: number;
   /** skipgen's KV-cache slot length; default: exactly what the run needs (transformers.js's cache is exactly as long as the sequence). */
   slotTokens?: number | undefined;
+  /** Measured in the same run: the roofline's denominator. Without it the roofline fields are NaN. */
+  bandwidth?: MemoryBandwidth | null | undefined;
   log: (line: string) => void;
 }
 
@@ -52,6 +61,10 @@ export interface PeerRow {
   promptTokens: number;
   newTokens: number;
   repeats: number;
+  /** Weight bytes the engine reads per generated token: each graph's weights once per step for the whole batch, the embedding one row per token. */
+  weightBytesPerToken: number;
+  /** The memory-bound floor (weightBytesPerToken ÷ the bandwidth measured in the same run) ÷ the measured ms per token: how close decoding is to it (NaN without a bandwidth). */
+  rooflineFraction: number;
 }
 
 /**
@@ -94,13 +107,33 @@ export async function runPeerBench(peer: PeerModel, options: PeerBenchOptions): 
     if (unavailable.length > 0 || candidates.length !== lanesPerModel) {
       throw new Error(`${peer.name}: unified cannot run ${unavailable.map((u) => `${u.target}x (${u.note})`).join(', ')}`);
     }
+    const weightsOf = new Map<PeerWeights, Awaited<ReturnType<typeof modelWeights>>>();
+    for (const [weights, dir] of peer.skipgen) weightsOf.set(weights, await modelWeights(dir, skipgen.find((s) => s.weights === weights)!.model.manifest));
     const lanes: RaceLane[] = skipgen.flatMap(({ weights, model }) =>
       candidates.map((c) => ({ policy: c.skip, model, weights, policyName: c.policy, target: c.target })),
     );
+    const { hiddenSize } = first.manifest.dims;
+    // transformers.js's one graph reads every initializer each step, but one row per token of the embedding table (the export
+    // stores the head's weights apart, tied or not) and of its RoPE tables (cos and sin, a row per position, as skipgen's inputs).
+    const { vocabSize: vocab, headDim, maxPositionEmbeddings } = first.manifest.dims;
+    const tableBytes = (vocab * hiddenSize + maxPositionEmbeddings * headDim) * 4;
+    const peerGraphBytes = await initializerBytes(join(peer.transformersJs, 'onnx', 'model.onnx'));
+    const peerBytes = (batch: number) => (peerGraphBytes - tableBytes) / batch + hiddenSize * 4;
+    const laneBytes = (lane: RaceLane, layersPerToken: number, batch: number) => {
+      const w = weightsOf.get(lane.weights)!;
+      return (layersPerToken * w.layerBytes + w.headBytes) / batch + w.embedRowBytes;
+    };
     const rows: PeerRow[] = [];
     for (const batch of options.batches) {
       options.log(`${peer.name}: batch ${batch}, transformers.js and ${lanes.length} skipgen configurations × ${options.repeats} repeats`);
-      rows.push(...(await race(first, transformersJs, lanes, batch, vocabSize, numLayers, peer.name, options)));
+      const raced = await race(first, transformersJs, lanes, batch, vocabSize, numLayers, peer.name, options);
+      rows.push(
+        ...raced.map((row, index) => {
+          const bytes = index === 0 ? peerBytes(batch) : laneBytes(lanes[index - 1]!, row.layersPerToken, batch);
+          const rooflineMs = options.bandwidth ? bytes / (options.bandwidth.gbPerSecond * 1e6) : NaN;
+          return { ...row, weightBytesPerToken: bytes, rooflineFraction: rooflineMs / (1000 / row.tokensPerSecond) };
+        }),
+      );
     }
     return rows;
   } finally {
@@ -118,7 +151,7 @@ async function race(
   numLayers: number,
   name: string,
   options: PeerBenchOptions,
-): Promise<PeerRow[]> {
+): Promise<RaceRow[]> {
   const prompts = (seed: number) => Array.from({ length: batch }, (_, row) => benchPrompt(options.promptTokens, vocabSize, seed + row));
   const setup = { batch, promptTokens: options.promptTokens, newTokens: options.newTokens, stagger: 0 };
   // One untimed repeat of each first: the first runs after loading pay for the memory the sessions just allocated.
@@ -147,7 +180,7 @@ async function race(
   const common = { model: name, batch, threads: options.threads, promptTokens: options.promptTokens, newTokens: options.newTokens, repeats: options.repeats };
   return [
     { ...common, engine: 'transformers.js', engineVersion: peer.version, weights: 'fp32', policy: 'full', target: 1, layersPerToken: numLayers, tokensPerSecond: peerTps, vsTransformersJs: 1 },
-    ...lanes.map((lane, index): PeerRow => {
+    ...lanes.map((lane, index): RaceRow => {
       const tps = tokensPerSecond(decodeMs(skipgenSteps[index]!));
       return {
         ...common,

@@ -20,8 +20,8 @@ export interface PeerModel {
   transformersJs: string;
 }
 
-/** Bumped when the conversions of a cached race model would come out differently. */
-const CACHE_FORMAT = 1;
+/** Bumped when the conversions of a cached race model would come out differently (2: int8/int4 heads quantized by default; 3: fused attention layer graphs). */
+const CACHE_FORMAT = 3;
 
 /** A random test-models preset, generated, converted and exported on first use and reused while its spec is unchanged. */
 export function peerPresetModel(preset: PresetName, weights: readonly PeerWeights[], log: (line: string) => void): Promise<PeerModel> {

@@ -31,6 +31,16 @@ export interface SpeculativeRow {
   speedup: number;
   acceptanceRate: number | null;
   tokensPerVerifyStep: number | null;
+  /** Share of the speculative time spent drafting (the rest verifying). */
+  draftShare: number | null;
+  /** A verify step's time ÷ a full-depth decode step's: what checking k + 1 tokens at once costs. */
+  verifyCost: number | null;
+  /**
+   * The speedup if drafting cost nothing: tokensPerVerifyStep ÷ verifyCost.
+   * Speculative decoding cannot pass it at this acceptance, whatever the
+   * draft costs; past 1.5x only with drafts full depth accepts more often.
+   */
+  freeDraftSpeedup: number | null;
   /** The ids equal full depth's on every prompt. */
   sameAsFullDepth: boolean;
   /** Tokens the sequence's KV-cache slot holds in this run. */
@@ -41,7 +51,16 @@ interface Lane {
   decoding: SpeculativeRow['decoding'];
   target: number;
   draftTokens: DraftTokens | null;
-  run: (prompt: number[]) => Promise<{ ids: number[]; acceptanceRate?: number; tokensPerVerifyStep?: number }>;
+  run: (prompt: number[]) => Promise<LaneOutput>;
+}
+
+interface LaneOutput {
+  ids: number[];
+  acceptanceRate?: number;
+  tokensPerVerifyStep?: number;
+  draftMs?: number;
+  verifyMs?: number;
+  verifySteps?: number;
 }
 
 /**
@@ -76,13 +95,14 @@ export async function runSpeculativeBench(benchModel: BenchModel, options: Specu
           draftTokens,
           run: async (prompt) => {
             const { ids, stats } = await decoding.generate(model, prompt, greedy);
-            return { ids, acceptanceRate: stats.speculative.acceptanceRate, tokensPerVerifyStep: stats.speculative.tokensPerVerifyStep };
+            const { acceptanceRate, tokensPerVerifyStep, draftMs, verifyMs, verifySteps } = stats.speculative;
+            return { ids, acceptanceRate, tokensPerVerifyStep, draftMs, verifyMs, verifySteps };
           },
         });
       }
     }
     const speeds = lanes.map(() => [] as number[]);
-    const outputs = lanes.map(() => [] as { ids: number[]; acceptanceRate?: number; tokensPerVerifyStep?: number }[]);
+    const outputs = lanes.map(() => [] as LaneOutput[]);
     for (let repeat = 0; repeat < options.repeats; repeat++) {
       options.log(`${benchModel.name}: speculative bench, repeat ${repeat + 1} of ${options.repeats}`);
       for (const [i, lane] of lanes.entries()) {
@@ -95,18 +115,31 @@ export async function runSpeculativeBench(benchModel: BenchModel, options: Specu
     }
     const full = median(speeds[0]!);
     const mean = (values: (number | undefined)[]) => (values[0] === undefined ? null : values.reduce((a, b) => a! + b!, 0)! / values.length);
-    return lanes.map((lane, i) => ({
+    const sum = (values: (number | undefined)[]) => values.reduce((a: number, b) => a + (b ?? 0), 0);
+    const fullStepMs = 1000 / full;
+    return lanes.map((lane, i) => {
+      const out = outputs[i]!;
+      const draftMs = sum(out.map((o) => o.draftMs));
+      const verifyMs = sum(out.map((o) => o.verifyMs));
+      const steps = sum(out.map((o) => o.verifySteps));
+      const tokensPerVerifyStep = mean(out.map((o) => o.tokensPerVerifyStep));
+      const verifyCost = lane.decoding === 'speculative' && steps > 0 ? verifyMs / steps / fullStepMs : null;
+      return {
       model: benchModel.name,
       decoding: lane.decoding,
       target: lane.target,
       draftTokens: lane.draftTokens,
       tokensPerSecond: median(speeds[i]!),
       speedup: median(speeds[i]!) / full,
-      acceptanceRate: mean(outputs[i]!.map((o) => o.acceptanceRate)),
-      tokensPerVerifyStep: mean(outputs[i]!.map((o) => o.tokensPerVerifyStep)),
-      sameAsFullDepth: outputs[i]!.every((o, p) => o.ids.join() === outputs[0]![p]!.ids.join()),
+      acceptanceRate: mean(out.map((o) => o.acceptanceRate)),
+      tokensPerVerifyStep,
+      draftShare: lane.decoding === 'speculative' ? draftMs / (draftMs + verifyMs) : null,
+      verifyCost,
+      freeDraftSpeedup: verifyCost && tokensPerVerifyStep ? tokensPerVerifyStep / verifyCost : null,
+      sameAsFullDepth: out.every((o, p) => o.ids.join() === outputs[0]![p]!.ids.join()),
       slotTokens,
-    }));
+      };
+    });
   } finally {
     await model.dispose();
   }

@@ -8,6 +8,7 @@ import { InvalidRequestError, PINNED_ORT_VERSION, prepareOnnxRuntime } from '@sk
 import { skipAwareCheckpointDir } from '@skipgen/model-tiny-shakespeare';
 import type { PresetName } from '@skipgen/test-models';
 
+import { measureMemoryBandwidth } from '../bench/memory-bandwidth.js';
 import { runPeerBench, type PeerRow } from '../bench/peer-bench.js';
 import { PEER_WEIGHTS, peerCheckpointModel, peerPresetModel, type PeerModel, type PeerWeights } from '../bench/peer-models.js';
 import { peerHeader, peerTable } from '../report/peer-table.js';
@@ -43,6 +44,7 @@ export interface PeerBenchFlags {
   runtime?: string;
   contexts?: number[];
   speculative?: boolean;
+  bandwidthMib: number;
   json?: boolean;
 }
 
@@ -79,6 +81,8 @@ export async function peerBenchCommand(flags: PeerBenchFlags): Promise<void> {
     models.push(await peerCheckpointModel('tiny-shakespeare-skip-aware', skipAwareCheckpointDir, weights, log));
   }
   const threads = flags.threads ?? availableParallelism();
+  log(`measuring memory bandwidth (ReduceSum over ${flags.bandwidthMib} MiB)…`);
+  const bandwidth = await measureMemoryBandwidth({ mebibytes: flags.bandwidthMib, threads, runs: 15 });
   const rows: PeerRow[] = [];
   for (const model of models) {
     rows.push(
@@ -90,11 +94,12 @@ export async function peerBenchCommand(flags: PeerBenchFlags): Promise<void> {
         repeats: flags.repeats,
         threads,
         slotTokens: flags.slotTokens,
+        bandwidth,
         log,
       })),
     );
   }
-  const header = peerHeader(rows, { ortVersion: PINNED_ORT_VERSION, slotTokensFlag: flags.slotTokens });
+  const header = peerHeader(rows, { ortVersion: PINNED_ORT_VERSION, slotTokensFlag: flags.slotTokens, bandwidth });
   if (flags.json) {
     log(header);
     console.log(JSON.stringify(rows, null, 2));

@@ -109,7 +109,7 @@ export function contextTable(rows: readonly ContextRow[]): string {
 export function speculativeTable(rows: readonly SpeculativeRow[]): string {
   return markdownTable(
     [
-      ['model', 'decoding', 'draft', 'k', 'tokens/s', 'speedup', 'acceptance', 'tokens/verify step', 'ids = full depth'],
+      ['model', 'decoding', 'draft', 'k', 'tokens/s', 'speedup', 'acceptance', 'tokens/verify step', 'verify step / full step', 'time drafting', 'speedup if drafts were free', 'ids = full depth'],
       ...rows.map((r) => [
         r.model,
         r.decoding,
@@ -119,9 +119,12 @@ export function speculativeTable(rows: readonly SpeculativeRow[]): string {
         `${fixed(r.speedup, 2)}x`,
         r.acceptanceRate === null ? '–' : `${(r.acceptanceRate * 100).toFixed(1)}%`,
         r.tokensPerVerifyStep === null ? '–' : fixed(r.tokensPerVerifyStep, 2),
+        r.verifyCost === null ? '–' : `${fixed(r.verifyCost, 2)}x`,
+        r.draftShare === null ? '–' : `${(r.draftShare * 100).toFixed(0)}%`,
+        r.freeDraftSpeedup === null ? '–' : `${fixed(r.freeDraftSpeedup, 2)}x`,
         r.sameAsFullDepth ? 'yes' : 'no',
       ]),
     ],
-    { align: ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'l'] },
+    { align: ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'] },
   );
 }

@@ -1,5 +1,6 @@
 import { markdownTable } from 'markdown-table';
 
+import type { MemoryBandwidth } from '../bench/memory-bandwidth.js';
 import type { PeerRow } from '../bench/peer-bench.js';
 
 const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
@@ -8,7 +9,7 @@ const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value
 export function peerTable(rows: readonly PeerRow[]): string {
   return markdownTable(
     [
-      ['model', 'batch', 'engine', 'weights', 'policy', 'layers/token', 'tokens/s', 'vs transformers.js'],
+      ['model', 'batch', 'engine', 'weights', 'policy', 'layers/token', 'tokens/s', 'vs transformers.js', 'MB read/token', '% of roofline'],
       ...rows.map((r) => [
         r.model,
         String(r.batch),
@@ -18,14 +19,16 @@ export function peerTable(rows: readonly PeerRow[]): string {
         fixed(r.layersPerToken, 2),
         fixed(r.tokensPerSecond, 1),
         `${fixed(r.vsTransformersJs, 2)}x`,
+        fixed(r.weightBytesPerToken / 1e6, 1),
+        Number.isFinite(r.rooflineFraction) ? `${(r.rooflineFraction * 100).toFixed(1)}%` : '–',
       ]),
     ],
-    { align: ['l', 'r', 'l', 'l', 'l', 'r', 'r', 'r'] },
+    { align: ['l', 'r', 'l', 'l', 'l', 'r', 'r', 'r', 'r', 'r'] },
   );
 }
 
 /** What a race was run with: versions, threads, what was timed. */
-export function peerHeader(rows: readonly PeerRow[], settings: { ortVersion: string; slotTokensFlag?: number | undefined }): string {
+export function peerHeader(rows: readonly PeerRow[], settings: { ortVersion: string; slotTokensFlag?: number | undefined; bandwidth?: MemoryBandwidth | null }): string {
   const first = rows[0];
   if (!first) return 'no rows';
   const version = rows.find((r) => r.engine === 'transformers.js')?.engineVersion ?? 'unknown';
@@ -34,5 +37,11 @@ export function peerHeader(rows: readonly PeerRow[], settings: { ortVersion: str
     `transformers.js ${version} (AutoModelForCausalLM.generate, greedy) against skipgen, in one process on onnxruntime-node ${settings.ortVersion}, ${first.threads} intra-op threads each`,
     `timed: decode steps only (a ${first.promptTokens}-token prompt and the first token untimed), ${first.newTokens} new tokens per row, median per step over ${repeats} repeats, the engines taking turns`,
     `skipgen KV-cache slots: ${settings.slotTokensFlag === undefined ? `${first.promptTokens + first.newTokens} tokens, what each sequence needs` : `--slot-tokens ${settings.slotTokensFlag}`}`,
+    ...(settings.bandwidth
+      ? [
+          `memory bandwidth: ${settings.bandwidth.gbPerSecond.toFixed(1)} GB/s (ONNX Runtime ReduceSum over ${(settings.bandwidth.bytes / 2 ** 20).toFixed(0)} MiB of float32, median of ${settings.bandwidth.runs} runs); ` +
+            '% of roofline: the weights read per token at that bandwidth against the measured time, so no engine can pass 100% by much',
+        ]
+      : []),
   ].join('\n');
 }

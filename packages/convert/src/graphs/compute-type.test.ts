@@ -28,16 +28,20 @@ afterAll(() => dirs.cleanup());
 
 type Role = 'embed' | 'layer' | 'kvProjection' | 'head';
 
-/** Names each graph declares, from the format's contract (group-query-attention layers). */
-const NAMES: Record<Role, { inputs: string[]; outputs: string[] }> = {
+/**
+ * Names each graph declares, from the format's contract (group-query-attention
+ * layers). Layers whose GroupQueryAttention rotates a packed q|k|v itself take
+ * no position ids; those with per-head q/k norms (Qwen3) rotate by them.
+ */
+const names = (rotatesByIds: boolean): Record<Role, { inputs: string[]; outputs: string[] }> => ({
   embed: { inputs: [GRAPH_IO.embed.inputIds], outputs: [GRAPH_IO.embed.hidden] },
   layer: {
-    inputs: ['hidden', 'position_ids', 'cos_cache', 'sin_cache', 'past_key', 'past_value', 'seqlens_k', 'total_sequence_length'],
+    inputs: ['hidden', 'cos_cache', 'sin_cache', ...(rotatesByIds ? ['position_ids'] : []), 'past_key', 'past_value', 'seqlens_k', 'total_sequence_length'],
     outputs: ['hidden_out', 'present_key', 'present_value'],
   },
   kvProjection: { inputs: ['hidden', 'position_ids', 'cos_cache', 'sin_cache'], outputs: ['new_key', 'new_value'] },
   head: { inputs: [GRAPH_IO.head.hidden], outputs: [GRAPH_IO.head.logits] },
-};
+});
 
 /** Every float value of a graph is the compute type, except the logits. */
 function expectedType(name: string, compute: ComputeType): string {
@@ -195,8 +199,9 @@ describe.each(float16Presets)('compute float16 on %s', (name) => {
         try {
           const declared = (values: readonly ort.InferenceSession.ValueMetadata[]) => values.map((v) => [v.name, v.isTensor ? v.type : 'not a tensor']);
           const expected = (names: string[]) => names.map((n) => [n, expectedType(n, compute)]);
-          expect(declared(session.inputMetadata), `${file} inputs`).toEqual(expected(NAMES[role].inputs));
-          expect(declared(session.outputMetadata).sort(), `${file} outputs`).toEqual(expected(NAMES[role].outputs).sort());
+          const expectedNames = names(spec.architecture === 'qwen3')[role];
+          expect(declared(session.inputMetadata).sort(), `${file} inputs`).toEqual(expected(expectedNames.inputs).sort());
+          expect(declared(session.outputMetadata).sort(), `${file} outputs`).toEqual(expected(expectedNames.outputs).sort());
         } finally {
           await session.release();
         }

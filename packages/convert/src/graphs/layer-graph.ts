@@ -5,11 +5,14 @@ import type { ModelConfig } from '../checkpoint/model-config.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import {
   attentionOutputAndMlp,
-  declarePositionInputs,
+  declarePositionIds,
+  declareRopeTables,
   keysAndValues,
+  packedQkv,
   rmsNorm,
   toHeadMajor,
   type LayerTensors,
+  type PositionInputs,
 } from './layer-parts.js';
 import type { WeightWriter } from './weights.js';
 
@@ -34,31 +37,38 @@ export function buildLayerGraph(config: ModelConfig, tensors: LayerTensors, laye
   const float = weights.computeType;
 
   const hidden = graph.input(io.hidden, float, ['batch', 'sequence', h]);
-  const position = declarePositionInputs(graph, headDim / 2, float);
+  // GroupQueryAttention rotates a packed q|k|v itself, at positions it takes from each row's length, unless per-head
+  // norms (Qwen3) must come between the projections and the rotation, or the head size is not a multiple of 16 (its
+  // rotary kernel's rule).
+  const fused = attention === 'group-query-attention' && !config.qkNorm && headDim % 16 === 0;
+  const rope = declareRopeTables(graph, headDim / 2, float);
+  const positions = (): PositionInputs => ({ ...rope, positionIds: declarePositionIds(graph) });
   const cacheDims = ['batch', numKvHeads, 'max_sequence', headDim];
   const pastKey = graph.input(io.pastKey, float, cacheDims);
   const pastValue = graph.input(io.pastValue, float, cacheDims);
 
   const normed = rmsNorm(graph, hidden, weights.add(graph, 'input_layernorm.weight', t('input_layernorm.weight'), [h]), eps);
-  const { query, key, value } = keysAndValues(graph, weights, config, tensors, layer, normed, position, true);
 
   let attended: string;
   if (attention === 'group-query-attention') {
     const seqlens = graph.input(io.seqlensK, 'int32', ['batch']);
     const total = graph.input(io.totalSequenceLength, 'int32', []);
-    const [out, presentKey, presentValue] = graph.node('GroupQueryAttention', [query!, key, value, pastKey, pastValue, seqlens, total], {
+    const qkv = fused ? [packedQkv(graph, weights, config, tensors, layer, normed), '', ''] : rotatedQkv(graph, weights, config, tensors, layer, normed, positions());
+    const tables = fused ? [rope.cos, rope.sin] : [];
+    const [out, presentKey, presentValue] = graph.node('GroupQueryAttention', [...qkv, pastKey, pastValue, seqlens, total, ...tables], {
       outputCount: 3,
       domain: 'com.microsoft',
-      attributes: { num_heads: numHeads, kv_num_heads: numKvHeads },
+      attributes: { num_heads: numHeads, kv_num_heads: numKvHeads, ...(fused ? { do_rotary: 1, rotary_interleaved: 0 } : {}) },
     });
     attended = out!;
     graph.output(presentKey!, io.presentKey, float, cacheDims);
     graph.output(presentValue!, io.presentValue, float, cacheDims);
   } else {
+    const [query, key, value] = rotatedQkv(graph, weights, config, tensors, layer, normed, positions());
     const bias = graph.input(io.attentionBias, float, ['batch', 'sequence', 'max_sequence_plus_sequence']);
     const newKey = toHeadMajor(graph, key, numKvHeads, headDim);
     const newValue = toHeadMajor(graph, value, numKvHeads, headDim);
-    attended = plainAttention(graph, { query: query!, newKey, newValue, pastKey, pastValue, bias }, numHeads, numKvHeads, headDim);
+    attended = plainAttention(graph, { query, newKey, newValue, pastKey, pastValue, bias }, numHeads, numKvHeads, headDim);
     graph.output(newKey, io.newKey, float, ['batch', numKvHeads, 'sequence', headDim]);
     graph.output(newValue, io.newValue, float, ['batch', numKvHeads, 'sequence', headDim]);
   }
@@ -108,4 +118,18 @@ function plainAttention(
   // [B, Hkv, group, S, D] → [B, S, Hq·D]
   const outT = graph.op('Transpose', [out], { perm: [0, 3, 1, 2, 4] });
   return graph.op('Reshape', [outT, graph.int64('out_shape', [0, 0, numHeads * headDim])]);
+}
+
+/** Rotated queries, keys and values, each its own value (the rotation by RotaryEmbedding at the bound positions). */
+function rotatedQkv(
+  graph: GraphBuilder,
+  weights: WeightWriter,
+  config: ModelConfig,
+  tensors: LayerTensors,
+  layer: number,
+  normed: string,
+  position: PositionInputs,
+): [string, string, string] {
+  const { query, key, value } = keysAndValues(graph, weights, config, tensors, layer, normed, position, true);
+  return [query!, key, value];
 }

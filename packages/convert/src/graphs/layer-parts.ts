@@ -13,21 +13,50 @@ export function rmsNorm(graph: GraphBuilder, x: string, weight: string, eps: num
   return graph.op('SimplifiedLayerNormalization', [x, weight], { axis: -1, epsilon: { float: eps } });
 }
 
-/** The graph inputs shared by the layer and KV-projection graphs. */
-export interface PositionInputs {
-  positionIds: string;
+/**
+ * `x + residual` and its RMSNorm in one op (ONNX Runtime's
+ * SkipSimplifiedLayerNormalization, one kernel on the CPU and CUDA where an
+ * Add and a norm would be two): returns the normed sum and the sum, which is
+ * the next residual.
+ */
+export function addAndRmsNorm(graph: GraphBuilder, x: string, residual: string, weight: string, eps: number): { normed: string; sum: string } {
+  const [normed, , , sum] = graph.node('SkipSimplifiedLayerNormalization', [x, residual, weight], {
+    outputCount: 4,
+    omit: [1, 2],
+    domain: 'com.microsoft',
+    attributes: { epsilon: { float: eps } },
+  });
+  return { normed: normed!, sum: sum! };
+}
+
+/** The RoPE tables, a row per position. */
+export interface RopeTables {
   cos: string;
   sin: string;
 }
 
-/** Declares position ids and the RoPE tables, which are of the compute type (RotaryEmbedding takes one type for all). */
-export function declarePositionInputs(graph: GraphBuilder, halfRotary: number, computeType: ComputeType): PositionInputs {
+/** The graph inputs shared by the layer and KV-projection graphs that rotate with RotaryEmbedding. */
+export interface PositionInputs extends RopeTables {
+  positionIds: string;
+}
+
+/** Declares the RoPE tables, which are of the compute type (RotaryEmbedding and GroupQueryAttention take one type for all). */
+export function declareRopeTables(graph: GraphBuilder, halfRotary: number, computeType: ComputeType): RopeTables {
   const io = GRAPH_IO.layer;
   return {
-    positionIds: graph.input(io.positionIds, 'int64', ['batch', 'sequence']),
     cos: graph.input(io.cosCache, computeType, ['positions', halfRotary]),
     sin: graph.input(io.sinCache, computeType, ['positions', halfRotary]),
   };
+}
+
+/** Declares the position ids input, which indexes the RoPE tables. */
+export function declarePositionIds(graph: GraphBuilder): string {
+  return graph.input(GRAPH_IO.layer.positionIds, 'int64', ['batch', 'sequence']);
+}
+
+/** Declares position ids and the RoPE tables. */
+export function declarePositionInputs(graph: GraphBuilder, halfRotary: number, computeType: ComputeType): PositionInputs {
+  return { positionIds: declarePositionIds(graph), ...declareRopeTables(graph, halfRotary, computeType) };
 }
 
 /** Non-interleaved ("rotate_half") RoPE on [B, S, heads × D], positions read from the table by id. */
@@ -63,6 +92,21 @@ export function stackedProjection(
   if (parts.length === 1) return [y];
   const sizes = parts.map((p) => p.weight.length / inFeatures);
   return graph.node('Split', [y, graph.int64(`${name}_split`, sizes)], { outputCount: parts.length, attributes: { axis: -1 } });
+}
+
+/**
+ * The query, key and value projections as one stacked product, not split:
+ * [B, S, (H + 2 Hkv) × D], the packed input GroupQueryAttention splits and
+ * rotates itself.
+ */
+export function packedQkv(graph: GraphBuilder, weights: WeightWriter, config: ModelConfig, tensors: LayerTensors, layer: number, normed: string): string {
+  const t = (suffix: string) => tensors.get(layerTensorName(layer, suffix));
+  const parts = (['q', 'k', 'v'] as const).map((proj) => ({
+    weight: t(`self_attn.${proj}_proj.weight`)!,
+    bias: config.qkvBias ? t(`self_attn.${proj}_proj.bias`) : undefined,
+  }));
+  const bias = config.qkvBias ? concatenate(parts.map((p) => p.bias!)) : undefined;
+  return weights.linear(graph, normed, 'qkv_proj', parts.map((p) => p.weight), config.hiddenSize, bias);
 }
 
 /** Projects the normed hidden state to rotated keys and values, [B, S, Hkv × D] each. */
@@ -118,9 +162,8 @@ export function attentionOutputAndMlp(
   const t = (suffix: string) => tensors.get(layerTensorName(layer, suffix))!;
   const oProj = { weight: t('self_attn.o_proj.weight'), bias: config.outputBias ? t('self_attn.o_proj.bias') : undefined };
   const [projected] = stackedProjection(graph, weights, attended, 'o_proj', [oProj], config.numHeads * config.headDim);
-  const residual = graph.op('Add', [hidden, projected!]);
-
-  const mlpIn = rmsNorm(graph, residual, weights.add(graph, 'post_attention_layernorm.weight', t('post_attention_layernorm.weight'), [config.hiddenSize]), config.rmsNormEps);
+  const postNorm = weights.add(graph, 'post_attention_layernorm.weight', t('post_attention_layernorm.weight'), [config.hiddenSize]);
+  const { normed: mlpIn, sum: residual } = addAndRmsNorm(graph, projected!, hidden, postNorm, config.rmsNormEps);
   const mlpPart = (proj: string) => ({ weight: t(`mlp.${proj}_proj.weight`), bias: config.mlpBias ? t(`mlp.${proj}_proj.bias`) : undefined });
   const [gate, up] = stackedProjection(graph, weights, mlpIn, 'gate_up_proj', [mlpPart('gate'), mlpPart('up')], config.hiddenSize);
   const activated = graph.op('Mul', [graph.op('Mul', [gate!, graph.op('Sigmoid', [gate!])]), up!]);

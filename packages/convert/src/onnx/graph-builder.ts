@@ -83,7 +83,9 @@ export class GraphBuilder {
 
   /**
    * Adds a node and returns its output names. `outputs` may name them;
-   * otherwise `outputCount` fresh names are made from the op type.
+   * otherwise `outputCount` fresh names are made from the op type, except at
+   * the positions in `omit`: optional outputs left out (named '', as ONNX
+   * marks them), which the op then need not compute.
    */
   node(
     opType: string,
@@ -91,13 +93,14 @@ export class GraphBuilder {
     options: {
       outputs?: readonly string[];
       outputCount?: number;
+      omit?: readonly number[];
       attributes?: Record<string, AttributeValue>;
       domain?: string;
     } = {},
   ): string[] {
     const outputs =
       options.outputs?.map((n) => this.claim(n)) ??
-      Array.from({ length: options.outputCount ?? 1 }, () => this.fresh(opType.toLowerCase()));
+      Array.from({ length: options.outputCount ?? 1 }, (_, i) => (options.omit?.includes(i) ? '' : this.fresh(opType.toLowerCase())));
     this.nodes.push(
       onnx.NodeProto.create({
         opType,

@@ -87,6 +87,8 @@ export class GraphRunner {
   private readonly cosTensor: Tensor;
   private readonly sinTensor: Tensor;
   private readonly plain: boolean;
+  /** Per layer: whether its graph rotates by position ids (GroupQueryAttention over a packed q|k|v takes none). */
+  private readonly layerTakesPositions: boolean[];
   private readonly decodeBuffers = new Map<number, StepBuffers>();
   private readonly cacheTensors: Map<string, { key: Tensor; value: Tensor }>[];
   /** Per row count: the head's gathered input (subsets of rows) and its logits. */
@@ -113,6 +115,7 @@ export class GraphRunner {
     this.cosTensor = this.runtime.tensor(this.rope, 0, this.compute, [cache.slotLength, headDim / 2]);
     this.sinTensor = this.runtime.tensor(this.rope, tableBytes, this.compute, [cache.slotLength, headDim / 2]);
     this.plain = manifest.attention === 'plain';
+    this.layerTakesPositions = graphs.layers.map((session) => session.inputs.some((input) => input.name === GRAPH_IO.layer.positionIds));
     this.cacheTensors = manifest.graphs.layers.map(() => new Map<string, { key: Tensor; value: Tensor }>());
   }
 
@@ -169,12 +172,12 @@ export class GraphRunner {
     const cache = this.cacheTensorsFor(layer, first, buffers.rows);
     const feeds: Record<string, Tensor> = {
       [io.hidden]: buffers.hiddenTensors[current],
-      [io.positionIds]: buffers.positionsTensor,
       [io.cosCache]: this.cosTensor,
       [io.sinCache]: this.sinTensor,
       [io.pastKey]: cache.key,
       [io.pastValue]: cache.value,
     };
+    if (this.layerTakesPositions[layer]) feeds[io.positionIds] = buffers.positionsTensor;
     const fetches: Record<string, Tensor> = { [io.hiddenOut]: buffers.hiddenTensors[flip(current)] };
     if (this.plain) {
       feeds[io.attentionBias] = buffers.biasTensor!;

@@ -18,7 +18,13 @@ export const GRAPH_IO = {
   layer: {
     /** compute type [B, S, H] */
     hidden: 'hidden',
-    /** int64 [B, S]: absolute position of each new token, indexing the RoPE table */
+    /**
+     * int64 [B, S]: absolute position of each new token, indexing the RoPE
+     * table. Optional with group-query-attention: a layer whose
+     * GroupQueryAttention rotates a packed q|k|v itself leaves it out and
+     * takes each row's positions from `seqlens_k` (the new tokens follow the
+     * row's cached ones, as every step the engine runs does).
+     */
     positionIds: 'position_ids',
     /** compute type [P, D/2] */
     cosCache: 'cos_cache',

@@ -9,6 +9,8 @@ export interface ExpectedValue {
   name: string;
   type: 'float32' | 'float16' | 'int64' | 'int32';
   shape: readonly (number | null)[];
+  /** A graph may leave it out; the engine binds it where the graph declares it. */
+  optional?: boolean;
 }
 
 /**
@@ -45,8 +47,10 @@ export function expectedGraphIo(role: GraphRole, manifest: ModelManifest): { inp
           outputs: [hidden(io.hiddenOut), keysOrValues(io.newKey), keysOrValues(io.newValue)],
         };
       }
+      // GroupQueryAttention that rotates a packed q|k|v itself takes its positions from each row's length, not from position ids.
+      const rotation = positional.map((value) => (value.name === io.positionIds ? { ...value, optional: true } : value));
       return {
-        inputs: [...positional, ...past, { name: io.seqlensK, type: 'int32', shape: [null] }, { name: io.totalSequenceLength, type: 'int32', shape: [] }],
+        inputs: [...rotation, ...past, { name: io.seqlensK, type: 'int32', shape: [null] }, { name: io.totalSequenceLength, type: 'int32', shape: [] }],
         outputs: [hidden(io.hiddenOut), keysOrValues(io.presentKey), keysOrValues(io.presentValue)],
       };
     }
@@ -73,6 +77,7 @@ export function graphIoProblem(role: GraphRole, manifest: ModelManifest, inputs:
   for (const [side, wanted, declared] of [['input', expected.inputs, inputs], ['output', expected.outputs, outputs]] as const) {
     for (const value of wanted) {
       const found = declared.find((d) => d.name === value.name);
+      if (!found && value.optional) continue;
       if (!found) return `has no ${side} '${value.name}', which a ${kind} graph of this manifest has (${wanted.map((w) => w.name).join(', ')})`;
       const problem = valueProblem(side, value, found);
       if (problem) return problem;
