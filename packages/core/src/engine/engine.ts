@@ -150,7 +150,7 @@ export class Engine {
       this.cache.advance(sequence.slot, tokens);
       return logits;
     } finally {
-      buffers.dispose();
+      this.runner.releaseStep(buffers);
     }
   }
 

@@ -58,6 +58,15 @@ const NEGATIVE_INFINITY = Number.NEGATIVE_INFINITY;
 export const BLOCKING_STEP_TOKENS = 64;
 
 /**
+ * Prompt steps of at most this many tokens keep their buffers (and logits)
+ * for the next step of the same length, as decode steps do per batch size:
+ * speculative decoding verifies drafts of the same few lengths over and
+ * over, and fresh buffers each time cost a verify step of the shipped tiny
+ * model more than its graphs did (new tensors are bound anew at every layer).
+ */
+const REUSED_PROMPT_TOKENS = 16;
+
+/**
  * Runs a model's graphs for the engine on its runtime: fills a step's inputs,
  * runs one graph with its inputs and outputs bound to tensors made once over
  * preallocated memory and the cache's storage, stores the keys and values
@@ -90,6 +99,9 @@ export class GraphRunner {
   /** Per layer: whether its graph rotates by position ids (GroupQueryAttention over a packed q|k|v takes none). */
   private readonly layerTakesPositions: boolean[];
   private readonly decodeBuffers = new Map<number, StepBuffers>();
+  private readonly promptBuffers = new Map<number, StepBuffers>();
+  /** Per token count: all-logits buffers of short prompt steps. */
+  private readonly promptLogits = new Map<number, { block: MemoryBlock; tensor: Tensor }>();
   private readonly cacheTensors: Map<string, { key: Tensor; value: Tensor }>[];
   /** Per row count: the head's gathered input (subsets of rows) and its logits. */
   private readonly heads = new Map<number, { input: MemoryBlock; inputTensor: Tensor; logitsBlock: MemoryBlock; logits: Float32Array; logitsTensor: Tensor }>();
@@ -119,10 +131,14 @@ export class GraphRunner {
     this.cacheTensors = manifest.graphs.layers.map(() => new Map<string, { key: Tensor; value: Tensor }>());
   }
 
-  /** Inputs of a prompt chunk of one sequence whose first token goes at `start`; {@link StepBuffers.dispose} them after the step. */
+  /** Inputs of a prompt chunk of one sequence whose first token goes at `start`; {@link releaseStep} them after the step. */
   promptStep(ids: readonly number[], start: number): StepBuffers {
     const tokens = ids.length;
-    const buffers = this.stepBuffers(1, tokens);
+    let buffers = this.promptBuffers.get(tokens);
+    if (!buffers) {
+      buffers = this.stepBuffers(1, tokens);
+      if (tokens <= REUSED_PROMPT_TOKENS) this.promptBuffers.set(tokens, buffers);
+    }
     ids.forEach((id, i) => {
       buffers.ids[i] = BigInt(id);
       buffers.positions[i] = BigInt(start + i);
@@ -155,6 +171,11 @@ export class GraphRunner {
     buffers.total[0] = total;
     if (buffers.bias) fillBias(buffers.bias, lengths, 1, this.cache.slotLength);
     return buffers;
+  }
+
+  /** Frees a prompt step's buffers unless they are kept for the next step of its length. */
+  releaseStep(buffers: StepBuffers): void {
+    if (this.promptBuffers.get(buffers.tokens) !== buffers) buffers.dispose();
   }
 
   /** Embeds the step's ids into hidden-state side 0. */
@@ -234,14 +255,21 @@ export class GraphRunner {
   async promptHead(buffers: StepBuffers, current: Side, allLogits: boolean): Promise<Float32Array> {
     const { vocabSize } = this.manifest.dims;
     const rows = allLogits ? buffers.tokens : 1;
-    const logits = this.runtime.allocate(rows * vocabSize * 4, 'host');
-    const tensor = this.runtime.tensor(logits, 0, 'float32', [1, rows, vocabSize]);
+    const kept = rows <= REUSED_PROMPT_TOKENS;
+    let logits = kept ? this.promptLogits.get(rows) : undefined;
+    if (!logits) {
+      const block = this.runtime.allocate(rows * vocabSize * 4, 'host');
+      logits = { block, tensor: this.runtime.tensor(block, 0, 'float32', [1, rows, vocabSize]) };
+      if (kept) this.promptLogits.set(rows, logits);
+    }
     try {
-      await this.run('head', this.graphs.head, { [GRAPH_IO.head.hidden]: buffers.hiddenView(current, 0, 1, !allLogits) }, { [GRAPH_IO.head.logits]: tensor }, buffers);
-      return new Float32Array(logits.host!, 0, rows * vocabSize).slice();
+      await this.run('head', this.graphs.head, { [GRAPH_IO.head.hidden]: buffers.hiddenView(current, 0, 1, !allLogits) }, { [GRAPH_IO.head.logits]: logits.tensor }, buffers);
+      return new Float32Array(logits.block.host!, 0, rows * vocabSize).slice();
     } finally {
-      this.runtime.releaseTensor(tensor);
-      this.runtime.free(logits);
+      if (!kept) {
+        this.runtime.releaseTensor(logits.tensor);
+        this.runtime.free(logits.block);
+      }
     }
   }
 
@@ -266,8 +294,14 @@ export class GraphRunner {
 
   /** Frees the memory the runner holds (the model is being disposed). */
   dispose(): void {
-    for (const buffers of this.decodeBuffers.values()) buffers.dispose();
+    for (const buffers of [...this.decodeBuffers.values(), ...this.promptBuffers.values()]) buffers.dispose();
     this.decodeBuffers.clear();
+    this.promptBuffers.clear();
+    for (const { block, tensor } of this.promptLogits.values()) {
+      this.runtime.releaseTensor(tensor);
+      this.runtime.free(block);
+    }
+    this.promptLogits.clear();
     for (const head of this.heads.values()) {
       this.runtime.releaseTensor(head.inputTensor);
       this.runtime.releaseTensor(head.logitsTensor);
