@@ -43,13 +43,15 @@ node "$root/apps/demo/dist/cli.js" eval \
   --model "skip-aware=$models/skip-aware" --model "normal=$models/normal" \
   --model "early-exit=$work/converted/early-exit" --model "skipdecode=$work/converted/skipdecode" \
   --text "$work/held-out.txt" --targets 2,3 --chart "$results/quality" --json > "$results/eval.json"
-# Quantized weights: the skip-aware checkpoint at fp32, int8 and int4 (block 32, zero points), unified only.
+# Quantized weights: the skip-aware checkpoint at fp32, int8 and int4 (block 32, zero points, int8 head), and int4 with a
+# float16 head, unified only.
 checkpoint="$root/packages/model-tiny-shakespeare/checkpoints/skip-aware"
 for weights in fp32 int8 int4; do
   node "$root/apps/demo/dist/cli.js" convert "$checkpoint" "$work/converted/skip-aware-$weights" --weights "$weights" --overwrite
 done
+node "$root/apps/demo/dist/cli.js" convert "$checkpoint" "$work/converted/skip-aware-int4-f16head" --weights int4 --head-weights float16 --overwrite
 node "$root/apps/demo/dist/cli.js" eval \
   --model "skip-aware-fp32=$work/converted/skip-aware-fp32" --model "skip-aware-int8=$work/converted/skip-aware-int8" \
-  --model "skip-aware-int4=$work/converted/skip-aware-int4" \
+  --model "skip-aware-int4=$work/converted/skip-aware-int4" --model "skip-aware-int4-float16-head=$work/converted/skip-aware-int4-f16head" \
   --text "$work/held-out.txt" --policies unified --targets 2,3 --json > "$results/quantized.json"
 echo "done: models in $models, loss curves in $here/results, evaluation in $results"
