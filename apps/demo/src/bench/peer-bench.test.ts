@@ -31,22 +31,24 @@ describe('the race against transformers.js on a tiny preset', () => {
     await convertCheckpoint(preset.hfDir, join(root, 'int8'), { weights: 'int8' });
     await exportTransformersJs(preset.hfDir, peer.transformersJs);
     const bandwidth = await measureMemoryBandwidth({ mebibytes: 16, threads: 1, runs: 3 });
-    rows = await runPeerBench(peer, { batches: [1, 3], targets: [2, 3], promptTokens: 5, newTokens: 6, repeats: 2, threads: 1, bandwidth, log: () => undefined });
+    rows = await runPeerBench(peer, { batches: [1, 3], targets: [2, 3], promptLengths: [5, 9], newTokens: 6, repeats: 2, threads: 1, bandwidth, log: () => undefined });
   });
   afterAll(() => preset?.remove());
 
-  it('returns a transformers.js row and a row per skipgen weight format and policy, for each batch size', () => {
-    const keys = rows.map((r) => `${r.batch} ${r.engine} ${r.weights} ${r.policy} ${r.target}`);
-    const skipgen = (batch: number) =>
-      ['fp32', 'int8'].flatMap((weights) => [`${batch} skipgen ${weights} full 1`, `${batch} skipgen ${weights} unified 2`, `${batch} skipgen ${weights} unified 3`]);
-    expect(keys).toEqual([`1 transformers.js fp32 full 1`, ...skipgen(1), `3 transformers.js fp32 full 1`, ...skipgen(3)]);
+  it('returns a transformers.js row and a row per skipgen weight format and policy, for each prompt length and batch size', () => {
+    const keys = rows.map((r) => `${r.promptTokens} ${r.batch} ${r.engine} ${r.weights} ${r.policy} ${r.target}`);
+    const race = (prompt: number, batch: number) => [
+      `${prompt} ${batch} transformers.js fp32 full 1`,
+      ...['fp32', 'int8'].flatMap((weights) => [`${prompt} ${batch} skipgen ${weights} full 1`, `${prompt} ${batch} skipgen ${weights} unified 2`, `${prompt} ${batch} skipgen ${weights} unified 3`]),
+    ];
+    expect(keys).toEqual([...race(5, 1), ...race(5, 3), ...race(9, 1), ...race(9, 3)]);
   });
 
   it('fills each row: positive tokens/s, layers per token, the ratio to transformers.js, the settings', () => {
     for (const row of rows) {
       expect(row.tokensPerSecond).toBeGreaterThan(0);
-      expect(row).toMatchObject({ model: 'llama-12-layer', threads: 1, promptTokens: 5, newTokens: 6, repeats: 2 });
-      const peer = rows.find((r) => r.engine === 'transformers.js' && r.batch === row.batch)!;
+      expect(row).toMatchObject({ model: 'llama-12-layer', threads: 1, newTokens: 6, repeats: 2 });
+      const peer = rows.find((r) => r.engine === 'transformers.js' && r.batch === row.batch && r.promptTokens === row.promptTokens)!;
       expect(row.vsTransformersJs).toBeCloseTo(row.tokensPerSecond / peer.tokensPerSecond, 10);
       expect(row.layersPerToken).toBe({ full: 12, unified: row.target === 2 ? 6 : 4 }[row.policy]);
       expect(row.engineVersion === null).toBe(row.engine === 'skipgen');
@@ -55,7 +57,8 @@ describe('the race against transformers.js on a tiny preset', () => {
 
   it('counts the weights each engine reads per token: transformers.js as many as skipgen fp32 at full depth, fewer for int8 and skipping', () => {
     for (const batch of [1, 3]) {
-      const at = (engine: string, weights: string, target: number) => rows.find((r) => r.batch === batch && r.engine === engine && r.weights === weights && r.target === target)!;
+      const at = (engine: string, weights: string, target: number) =>
+        rows.find((r) => r.promptTokens === 5 && r.batch === batch && r.engine === engine && r.weights === weights && r.target === target)!;
       const peerBytes = at('transformers.js', 'fp32', 1).weightBytesPerToken;
       expect(peerBytes / at('skipgen', 'fp32', 1).weightBytesPerToken).toBeCloseTo(1, 2);
       expect(at('skipgen', 'fp32', 2).weightBytesPerToken).toBeLessThan(0.7 * peerBytes);

@@ -28,7 +28,8 @@ export interface PeerBenchOptions {
   batches: readonly number[];
   /** unified's target speedups (skipgen rows besides full depth). */
   targets: readonly number[];
-  promptTokens: number;
+  /** Prompt lengths to race at, each a race of its own (the context decoding starts from). */
+  promptLengths: readonly number[];
   newTokens: number;
   repeats: number;
   /** Intra-op threads of every ONNX Runtime session, skipgen's and transformers.js's alike. */
@@ -83,7 +84,7 @@ export interface PeerRow {
  */
 export async function runPeerBench(peer: PeerModel, options: PeerBenchOptions): Promise<PeerRow[]> {
   const maxBatch = Math.max(...options.batches);
-  const needTokens = options.promptTokens + options.newTokens;
+  const needTokens = Math.max(...options.promptLengths) + options.newTokens;
   const skipgen: { weights: PeerWeights; model: Model }[] = [];
   let transformersJs: TransformersJsModel | undefined;
   try {
@@ -124,16 +125,18 @@ export async function runPeerBench(peer: PeerModel, options: PeerBenchOptions): 
       return (layersPerToken * w.layerBytes + w.headBytes) / batch + w.embedRowBytes;
     };
     const rows: PeerRow[] = [];
-    for (const batch of options.batches) {
-      options.log(`${peer.name}: batch ${batch}, transformers.js and ${lanes.length} skipgen configurations × ${options.repeats} repeats`);
-      const raced = await race(first, transformersJs, lanes, batch, vocabSize, numLayers, peer.name, options);
-      rows.push(
-        ...raced.map((row, index) => {
-          const bytes = index === 0 ? peerBytes(batch) : laneBytes(lanes[index - 1]!, row.layersPerToken, batch);
-          const rooflineMs = options.bandwidth ? bytes / (options.bandwidth.gbPerSecond * 1e6) : NaN;
-          return { ...row, weightBytesPerToken: bytes, rooflineFraction: rooflineMs / (1000 / row.tokensPerSecond) };
-        }),
-      );
+    for (const promptTokens of options.promptLengths) {
+      for (const batch of options.batches) {
+        options.log(`${peer.name}: ${promptTokens}-token prompts, batch ${batch}, transformers.js and ${lanes.length} skipgen configurations × ${options.repeats} repeats`);
+        const raced = await race(first, transformersJs, lanes, batch, promptTokens, vocabSize, numLayers, peer.name, options);
+        rows.push(
+          ...raced.map((row, index) => {
+            const bytes = index === 0 ? peerBytes(batch) : laneBytes(lanes[index - 1]!, row.layersPerToken, batch);
+            const rooflineMs = options.bandwidth ? bytes / (options.bandwidth.gbPerSecond * 1e6) : NaN;
+            return { ...row, weightBytesPerToken: bytes, rooflineFraction: rooflineMs / (1000 / row.tokensPerSecond) };
+          }),
+        );
+      }
     }
     return rows;
   } finally {
@@ -147,13 +150,14 @@ async function race(
   peer: TransformersJsModel,
   lanes: readonly RaceLane[],
   batch: number,
+  promptTokens: number,
   vocabSize: number,
   numLayers: number,
   name: string,
   options: PeerBenchOptions,
 ): Promise<RaceRow[]> {
-  const prompts = (seed: number) => Array.from({ length: batch }, (_, row) => benchPrompt(options.promptTokens, vocabSize, seed + row));
-  const setup = { batch, promptTokens: options.promptTokens, newTokens: options.newTokens, stagger: 0 };
+  const prompts = (seed: number) => Array.from({ length: batch }, (_, row) => benchPrompt(promptTokens, vocabSize, seed + row));
+  const setup = { batch, promptTokens, newTokens: options.newTokens, stagger: 0 };
   // One untimed repeat of each first: the first runs after loading pay for the memory the sessions just allocated.
   await measureDecode(model, lanes, { ...setup, seed: 1 });
   await peer.generate(prompts(1), options.newTokens);
@@ -177,7 +181,7 @@ async function race(
   const decodeMs = (repeats: readonly number[][]) => Array.from({ length: steps }, (_, t) => median(repeats.map((r) => r[t]!))).reduce((a, b) => a + b, 0);
   const tokensPerSecond = (ms: number) => (batch * steps * 1000) / ms;
   const peerTps = tokensPerSecond(decodeMs(peerSteps));
-  const common = { model: name, batch, threads: options.threads, promptTokens: options.promptTokens, newTokens: options.newTokens, repeats: options.repeats };
+  const common = { model: name, batch, threads: options.threads, promptTokens, newTokens: options.newTokens, repeats: options.repeats };
   return [
     { ...common, engine: 'transformers.js', engineVersion: peer.version, weights: 'fp32', policy: 'full', target: 1, layersPerToken: numLayers, tokensPerSecond: peerTps, vsTransformersJs: 1 },
     ...lanes.map((lane, index): RaceRow => {

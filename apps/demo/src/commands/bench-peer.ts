@@ -60,7 +60,6 @@ export async function peerBenchCommand(flags: PeerBenchFlags): Promise<void> {
   for (const [flag, given] of [
     ['--model', flags.model !== undefined],
     ['--runtime', flags.runtime !== undefined],
-    ['--contexts', flags.contexts !== undefined],
     ['--speculative', flags.speculative === true],
   ] as const) {
     if (given) {
@@ -89,7 +88,8 @@ export async function peerBenchCommand(flags: PeerBenchFlags): Promise<void> {
       ...(await runPeerBench(model, {
         batches: flags.batch,
         targets: flags.targetsGiven ? flags.targets : [2, 3],
-        promptTokens: flags.promptTokens,
+        // With --peer, --contexts races at each prompt length in turn (one model load, slots for the longest).
+        promptLengths: flags.contexts ?? [flags.promptTokens],
         newTokens: flags.newTokens,
         repeats: flags.repeats,
         threads,

@@ -71,7 +71,7 @@ export function benchCommand(): Command {
     .option('--repeats <n>', 'timed repeats per configuration', integer(1), 5)
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'auto']).default('cpu'))
     .option('--threads <n>', 'intra-op threads per session', threadCount)
-    .option('--contexts <lengths>', 'instead: full-depth decode step cost after prompts of these lengths, e.g. 32,1024', integerList)
+    .option('--contexts <lengths>', 'instead: full-depth decode step cost after prompts of these lengths, e.g. 32,1024; with --peer: race at each of these prompt lengths', integerList)
     .option(
       '--speculative',
       'instead: greedy tokens/s of full depth, unified alone, and self-speculative decoding with unified drafts (same ids as full depth); by default on the shipped skip-aware model, the 30-layer preset and stories260K, with 2x and 3x drafts',

@@ -9,9 +9,10 @@ const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value
 export function peerTable(rows: readonly PeerRow[]): string {
   return markdownTable(
     [
-      ['model', 'batch', 'engine', 'weights', 'policy', 'layers/token', 'tokens/s', 'vs transformers.js', 'MB read/token', '% of roofline'],
+      ['model', 'prompt', 'batch', 'engine', 'weights', 'policy', 'layers/token', 'tokens/s', 'vs transformers.js', 'MB read/token', '% of roofline'],
       ...rows.map((r) => [
         r.model,
+        String(r.promptTokens),
         String(r.batch),
         r.engine,
         r.weights,
@@ -23,7 +24,7 @@ export function peerTable(rows: readonly PeerRow[]): string {
         Number.isFinite(r.rooflineFraction) ? `${(r.rooflineFraction * 100).toFixed(1)}%` : '–',
       ]),
     ],
-    { align: ['l', 'r', 'l', 'l', 'l', 'r', 'r', 'r', 'r', 'r'] },
+    { align: ['l', 'r', 'r', 'l', 'l', 'l', 'r', 'r', 'r', 'r', 'r'] },
   );
 }
 
@@ -35,8 +36,8 @@ export function peerHeader(rows: readonly PeerRow[], settings: { ortVersion: str
   const repeats = first.repeats;
   return [
     `transformers.js ${version} (AutoModelForCausalLM.generate, greedy) against skipgen, in one process on onnxruntime-node ${settings.ortVersion}, ${first.threads} intra-op threads each`,
-    `timed: decode steps only (a ${first.promptTokens}-token prompt and the first token untimed), ${first.newTokens} new tokens per row, median per step over ${repeats} repeats, the engines taking turns`,
-    `skipgen KV-cache slots: ${settings.slotTokensFlag === undefined ? `${first.promptTokens + first.newTokens} tokens, what each sequence needs` : `--slot-tokens ${settings.slotTokensFlag}`}`,
+    `timed: decode steps only (the prompt, of the table's "prompt" tokens, and the first token untimed), ${first.newTokens} new tokens per row, median per step over ${repeats} repeats, the engines taking turns`,
+    `skipgen KV-cache slots: ${settings.slotTokensFlag === undefined ? `${Math.max(...rows.map((r) => r.promptTokens)) + first.newTokens} tokens, what the longest sequence needs` : `--slot-tokens ${settings.slotTokensFlag}`}`,
     ...(settings.bandwidth
       ? [
           `memory bandwidth: ${settings.bandwidth.gbPerSecond.toFixed(1)} GB/s (ONNX Runtime ReduceSum over ${(settings.bandwidth.bytes / 2 ** 20).toFixed(0)} MiB of float32, median of ${settings.bandwidth.runs} runs); ` +
