@@ -40,13 +40,13 @@ describe('the bench header', () => {
   it('gives the measured bandwidth and each model\'s slot length, and where it came from', () => {
     const rows = [row(), row({ policy: 'unified' }), row({ model: 'stories260k', slotTokens: 512 })];
     expect(benchHeader(rows, { bandwidth }).split('\n')).toEqual([
-      "memory bandwidth: 47.0 GB/s (ONNX Runtime ReduceSum over 256 MiB of float32 on the CPU, ONNX Runtime's default intra-op threads (one per core), median of 15 runs)",
+      "memory bandwidth: 47.0 GB/s (ONNX Runtime ReduceSum over 256 MiB of float32 on the CPU, ONNX Runtime's default intra-op threads (one per core), the fastest of 15 runs)",
       'runtime: c-api',
       'bench-30-layer: KV-cache slots of 4096 tokens (the kvCache() default)',
       'stories260k: KV-cache slots of 512 tokens (the kvCache() default)',
     ]);
     expect(benchHeader([row({ slotTokens: 128 })], { bandwidth: { ...bandwidth, threads: 2 }, slotTokensFlag: 128 })).toBe(
-      'memory bandwidth: 47.0 GB/s (ONNX Runtime ReduceSum over 256 MiB of float32 on the CPU, 2 intra-op threads, median of 15 runs)\n' +
+      'memory bandwidth: 47.0 GB/s (ONNX Runtime ReduceSum over 256 MiB of float32 on the CPU, 2 intra-op threads, the fastest of 15 runs)\n' +
         'runtime: c-api\n' +
         'bench-30-layer: KV-cache slots of 128 tokens (--slot-tokens 128)',
     );

@@ -66,7 +66,7 @@ export function benchHeader(
     const threads = bandwidth.threads === null ? "ONNX Runtime's default intra-op threads (one per core)" : `${bandwidth.threads} intra-op threads`;
     lines.push(
       `memory bandwidth: ${bandwidth.gbPerSecond.toFixed(1)} GB/s (ONNX Runtime ReduceSum over ${(bandwidth.bytes / 2 ** 20).toFixed(0)} MiB of float32 on the CPU, ` +
-        `${threads}, median of ${bandwidth.runs} runs)`,
+        `${threads}, the fastest of ${bandwidth.runs} runs)`,
     );
   }
   const runtimes = [...new Set(rows.flatMap((r) => (r.runtime === undefined ? [] : [r.runtime])))];
