@@ -100,13 +100,15 @@ export function stackedProjection(
  * rotates itself.
  */
 export function packedQkv(graph: GraphBuilder, weights: WeightWriter, config: ModelConfig, tensors: LayerTensors, layer: number, normed: string): string {
-  const t = (suffix: string) => tensors.get(layerTensorName(layer, suffix));
-  const parts = (['q', 'k', 'v'] as const).map((proj) => ({
-    weight: t(`self_attn.${proj}_proj.weight`)!,
-    bias: config.qkvBias ? t(`self_attn.${proj}_proj.bias`) : undefined,
-  }));
+  const parts = attentionProjections(config, tensors, layer, ['q', 'k', 'v']);
   const bias = config.qkvBias ? concatenate(parts.map((p) => p.bias!)) : undefined;
   return weights.linear(graph, normed, 'qkv_proj', parts.map((p) => p.weight), config.hiddenSize, bias);
+}
+
+/** The weights (and biases, where the architecture has them) of some of a layer's q, k and v projections. */
+function attentionProjections(config: ModelConfig, tensors: LayerTensors, layer: number, projections: readonly ('q' | 'k' | 'v')[]) {
+  const t = (suffix: string) => tensors.get(layerTensorName(layer, suffix));
+  return projections.map((proj) => ({ weight: t(`self_attn.${proj}_proj.weight`)!, bias: config.qkvBias ? t(`self_attn.${proj}_proj.bias`) : undefined }));
 }
 
 /** Projects the normed hidden state to rotated keys and values, [B, S, Hkv × D] each. */
@@ -121,8 +123,7 @@ export function keysAndValues(
   withQuery: boolean,
 ): { query?: string; key: string; value: string } {
   const t = (suffix: string) => tensors.get(layerTensorName(layer, suffix));
-  const part = (proj: 'q' | 'k' | 'v') => ({ weight: t(`self_attn.${proj}_proj.weight`)!, bias: config.qkvBias ? t(`self_attn.${proj}_proj.bias`) : undefined });
-  const projections = withQuery ? [part('q'), part('k'), part('v')] : [part('k'), part('v')];
+  const projections = attentionProjections(config, tensors, layer, withQuery ? ['q', 'k', 'v'] : ['k', 'v']);
   const outputs = stackedProjection(graph, weights, normed, withQuery ? 'qkv_proj' : 'kv_proj', projections, config.hiddenSize);
   const [firstQuery, firstKey, value] = withQuery ? outputs : [undefined, outputs[0], outputs[1]];
   let query = firstQuery;
