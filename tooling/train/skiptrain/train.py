@@ -2,6 +2,7 @@
 
     python3 -m skiptrain.train pretrain --work W
     python3 -m skiptrain.train finetune --work W --method normal|unified|early-exit|skipdecode
+    python3 -m skiptrain.train finetune --work W --method draft     # from the unified fine-tune
 
 Every run logs ``loss.csv`` and writes a Hugging Face checkpoint (config.json, model.safetensors,
 tokenizer files) that ``skipgen convert`` reads. A run saves ``state.pt`` every ``save_every`` steps
@@ -48,7 +49,10 @@ SAVE_EVERY = 50
 # from PROMPT_RANGE: the prompt runs at full depth, the rest of the sequence through the method's layers.
 TARGETS = (1, 2, 3)
 PROMPT_RANGE = (16, 256)
-METHODS = ("normal", "unified", "early-exit", "skipdecode")
+METHODS = ("normal", "unified", "early-exit", "skipdecode", "draft")
+# `draft` continues from the `unified` fine-tune and teaches its skip paths to agree with its full depth (self-distillation),
+# which is what self-speculative decoding needs: drafts that full depth accepts.
+INIT_FROM = {"draft": os.path.join("unified", "checkpoint")}
 END_OF_TEXT = 0
 
 
@@ -82,7 +86,7 @@ class SkipPattern:
         self.generator = torch.Generator().manual_seed(seed + 1)
 
     def draw(self) -> torch.Tensor | None:
-        if self.method not in ("unified", "skipdecode"):
+        if self.method not in ("unified", "skipdecode", "draft"):
             return None
         target = TARGETS[int(torch.randint(0, len(TARGETS), (1,), generator=self.generator))]
         prompt = int(torch.randint(PROMPT_RANGE[0], PROMPT_RANGE[1] + 1, (1,), generator=self.generator))
@@ -94,7 +98,7 @@ class SkipPattern:
             return None
         run = torch.zeros(self.layers, length, dtype=torch.bool)
         run[:, :prompt] = True
-        if self.method == "unified":
+        if self.method in ("unified", "draft"):
             run[plan["unified"], prompt:] = True
         else:
             per_position = plan["skipdecode"]["perPosition"]
@@ -119,6 +123,23 @@ def loss_of(model: LlamaModel, batch: torch.Tensor, run, probes: list[int]) -> t
     return total / sum(weights.values())
 
 
+def distillation_loss(model: LlamaModel, batch: torch.Tensor, run: torch.Tensor | None) -> torch.Tensor:
+    """Full depth's own loss, plus KL(full depth ‖ skip path) where the skip path runs (full depth is the detached teacher)."""
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+    full, _ = model(inputs)
+    vocab = full.shape[-1]
+    loss = F.cross_entropy(full.reshape(-1, vocab), targets.reshape(-1))
+    if run is None:
+        return loss
+    skipped, _ = model(inputs, run)
+    teacher = F.log_softmax(full.detach(), dim=-1)
+    student = F.log_softmax(skipped, dim=-1)
+    # Prompt positions run every layer, so they add nothing; average over the positions that skip.
+    skipping = ~run.all(dim=0)
+    kl = (teacher.exp() * (teacher - student)).sum(-1)[:, skipping].mean()
+    return loss + kl
+
+
 @torch.no_grad()
 def held_out_losses(model: LlamaModel, held_out: np.ndarray, pattern: SkipPattern | None) -> dict[str, float]:
     """Full-depth held-out loss, and for skip methods the loss at 2x and 3x with a 256-token prompt."""
@@ -127,7 +148,7 @@ def held_out_losses(model: LlamaModel, held_out: np.ndarray, pattern: SkipPatter
     windows = [batches.next() for _ in range(EVAL_BATCHES)]
     out = {}
     settings = [("full", None)]
-    if pattern is not None and pattern.method in ("unified", "skipdecode"):
+    if pattern is not None and pattern.method in ("unified", "skipdecode", "draft"):
         settings += [(f"{t}x", pattern.mask(t, PROMPT_RANGE[1], SEQUENCE)) for t in TARGETS if t > 1]
     for name, run in settings:
         losses = []
@@ -197,7 +218,8 @@ def run(work: str, name: str, method: str, schedule: dict, init_from: str | None
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, schedule)
         run_mask = pattern.draw()
-        loss = loss_of(model, batches.next(), run_mask, probes)
+        batch = batches.next()
+        loss = distillation_loss(model, batch, run_mask) if method == "draft" else loss_of(model, batch, run_mask, probes)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
@@ -231,7 +253,7 @@ def main() -> None:
     else:
         if not args.method:
             parser.error("finetune needs --method")
-        run(args.work, args.method, args.method, FINETUNE, os.path.join("base", "checkpoint"))
+        run(args.work, args.method, args.method, FINETUNE, INIT_FROM.get(args.method, os.path.join("base", "checkpoint")))
 
 
 if __name__ == "__main__":
