@@ -254,7 +254,7 @@ function weightWriterFor(options: ConvertOptions): WeightWriter {
       `${options.quantizeHead} contradicts headWeights '${options.headWeights}'; quantizeHead is the older switch for a head with the layers' bits: give headWeights alone`,
     );
   }
-  const head = options.headWeights ?? (options.quantizeHead === true ? format : options.quantizeHead === false ? 'float16' : 'int8');
+  const head = options.headWeights ?? (options.quantizeHead === undefined ? 'int8' : options.quantizeHead ? format : 'float16');
   return new WeightWriter('float16', compute, {
     bits: format === 'int8' ? 8 : 4,
     blockSize,

@@ -20,3 +20,4 @@ export { errorOf, expectSkipPolicyError } from './policy-errors.js';
 export { spacingTokenizer, writeSpacingTokenizer } from './spacing-tokenizer.js';
 export { CHATML_TOKENIZER_SPEC, CHATML_TOKENS, QWEN25_CHAT_TEMPLATE, SMOLLM2_CHAT_TEMPLATE, writeChatTokenizer } from './chat-templates.js';
 export { writeReshapeGraph, type DeclaredValue } from './reshape-graph.js';
+export { skipOneLayer } from './skip-one-layer.js';

@@ -9,7 +9,7 @@ import { benchPrompt, measureDecode, type DecodeLane } from './measure-decode.js
 import type { PeerModel, PeerWeights } from './peer-models.js';
 import type { MemoryBandwidth } from './memory-bandwidth.js';
 import { loadBenchModel } from './slot-tokens.js';
-import { initializerBytes, modelWeights } from './weight-bytes.js';
+import { initializerBytes, modelWeights, type ModelWeights } from './weight-bytes.js';
 
 /** A skipgen configuration of a race: one weight format, one policy. */
 interface RaceLane extends DecodeLane {
@@ -103,21 +103,19 @@ export async function runPeerBench(peer: PeerModel, options: PeerBenchOptions): 
     }
     transformersJs = await TransformersJsModel.load(peer.transformersJs, { threads: options.threads });
     const first = skipgen[0]!.model;
-    const { numLayers, vocabSize } = first.manifest.dims;
+    const { numLayers, vocabSize, hiddenSize, headDim, maxPositionEmbeddings } = first.manifest.dims;
     const { candidates, unavailable } = await policiesAtTargets(numLayers, options.targets, ['unified'], { steps: options.newTokens - 1, earlyExitLayers: null });
     if (unavailable.length > 0 || candidates.length !== lanesPerModel) {
       throw new Error(`${peer.name}: unified cannot run ${unavailable.map((u) => `${u.target}x (${u.note})`).join(', ')}`);
     }
-    const weightsOf = new Map<PeerWeights, Awaited<ReturnType<typeof modelWeights>>>();
-    for (const [weights, dir] of peer.skipgen) weightsOf.set(weights, await modelWeights(dir, skipgen.find((s) => s.weights === weights)!.model.manifest));
+    const weightsOf = new Map<PeerWeights, ModelWeights>();
+    for (const { weights, model } of skipgen) weightsOf.set(weights, await modelWeights(peer.skipgen.get(weights)!, model.manifest));
     const lanes: RaceLane[] = skipgen.flatMap(({ weights, model }) =>
       candidates.map((c) => ({ policy: c.skip, model, weights, policyName: c.policy, target: c.target })),
     );
-    const { hiddenSize } = first.manifest.dims;
     // transformers.js's one graph reads every initializer each step, but one row per token of the embedding table (the export
     // stores the head's weights apart, tied or not) and of its RoPE tables (cos and sin, a row per position, as skipgen's inputs).
-    const { vocabSize: vocab, headDim, maxPositionEmbeddings } = first.manifest.dims;
-    const tableBytes = (vocab * hiddenSize + maxPositionEmbeddings * headDim) * 4;
+    const tableBytes = (vocabSize * hiddenSize + maxPositionEmbeddings * headDim) * 4;
     const peerGraphBytes = await initializerBytes(join(peer.transformersJs, 'onnx', 'model.onnx'));
     const peerBytes = (batch: number) => (peerGraphBytes - tableBytes) / batch + hiddenSize * 4;
     const laneBytes = (lane: RaceLane, layersPerToken: number, batch: number) => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { fullDepth, loadModel, type Model, type SkipPolicy } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
-import { kvAt, maxLogitsDiff, promptIds, TempDirs } from '@skipgen/test-kit';
+import { kvAt, maxLogitsDiff, promptIds, skipOneLayer, TempDirs } from '@skipgen/test-kit';
 import { presets, ReferenceModel, writeCheckpoint, type Checkpoint, type PresetName } from '@skipgen/test-models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -18,21 +18,6 @@ import { attentionKindFor } from './layer-graph.js';
 
 const dirs = new TempDirs('skipgen-convert');
 afterAll(() => dirs.cleanup());
-
-/** Runs every layer at the prompt; at decode skips `skipped` and asks for its keys and values by state propagation. */
-function skipOneLayer(skipped: number): SkipPolicy {
-  const policy: SkipPolicy = {
-    specificationVersion: 'v1',
-    name: 'skip-one',
-    parameters: { skipped },
-    bind({ numLayers }) {
-      const all = Array.from({ length: numLayers }, (_, i) => i);
-      const decode = all.filter((layer) => layer !== skipped);
-      return { policy, numLayers, appliesToPrompt: false, propagatesSkippedLayers: true, layers: (step) => (step.phase === 'decode' ? decode : all) };
-    },
-  };
-  return policy;
-}
 
 const cases: { name: PresetName; attention: 'group-query-attention' | 'plain' }[] = [
   { name: 'llama-tied', attention: 'group-query-attention' },

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { fullDepth, type Model, type SkipPolicy } from '@skipgen/core';
-import { bytesOf, expectFailure, kvAt, loadConverted, maxLogitsDiff, promptIds, TempDirs } from '@skipgen/test-kit';
+import { bytesOf, expectFailure, kvAt, loadConverted, maxLogitsDiff, promptIds, skipOneLayer, TempDirs } from '@skipgen/test-kit';
 import { float16BitsToFloat32, float32ToFloat16Bits, presets, readCheckpoint, ReferenceModel, writeCheckpoint, type Checkpoint, type PresetName } from '@skipgen/test-models';
 import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -50,21 +50,6 @@ async function opsOf(dir: string, file: string): Promise<string[]> {
   return onnx.ModelProto.decode(await readFile(join(dir, file))).graph!.node!.map((n) => n.opType!);
 }
 const count = (ops: string[], op: string) => ops.filter((o) => o === op).length;
-
-/** Runs every layer at the prompt; at decode skips `skipped` and asks for its keys and values by state propagation. */
-function skipOneLayer(skipped: number): SkipPolicy {
-  const policy: SkipPolicy = {
-    specificationVersion: 'v1',
-    name: 'skip-one',
-    parameters: { skipped },
-    bind({ numLayers }) {
-      const all = Array.from({ length: numLayers }, (_, i) => i);
-      const decode = all.filter((layer) => layer !== skipped);
-      return { policy, numLayers, appliesToPrompt: false, propagatesSkippedLayers: true, layers: (step) => (step.phase === 'decode' ? decode : all) };
-    },
-  };
-  return policy;
-}
 
 // GQA and tied embeddings (llama-tied), q/k/v biases (qwen2), per-head norms (qwen3), plain attention with K 48 (llama-head-dim-12).
 // The head: float16, the default (int8), int4 by the older quantizeHead switch, and int8 asked for by name.
