@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { convertCheckpoint } from '@skipgen/convert';
+import { convertCheckpoint, type AccuracyLevel, type ComputeType, type WeightFormat } from '@skipgen/convert';
 import { presets, writeCheckpoint, type PresetName } from '@skipgen/test-models';
 
 /** A converted model the bench runs on. */
@@ -16,18 +16,27 @@ export interface BenchModel {
 /** Where generated and converted bench models are kept between runs. */
 export const BENCH_CACHE = '.skipgen-cache';
 
+/** How a bench model is converted: the graphs' compute type, weight storage and quantized activations (the converter's defaults where left out). */
+export interface BenchConversion {
+  compute?: ComputeType;
+  weights?: WeightFormat;
+  accuracyLevel?: AccuracyLevel;
+}
+
 /**
  * A converted random checkpoint of a test-models preset, generated and
  * converted on first use and reused while the preset's spec is unchanged.
- * `compute: 'float16'` converts it for CUDA (kept apart from the float32 one).
+ * `compute: 'float16'` converts it for CUDA and `weights` quantizes it, each
+ * kept apart from the default float32 conversion.
  */
-export async function presetModel(preset: PresetName, log: (line: string) => void, compute: 'float32' | 'float16' = 'float32'): Promise<BenchModel> {
+export async function presetModel(preset: PresetName, log: (line: string) => void, conversion: BenchConversion = {}): Promise<BenchModel> {
   const spec = presets[preset];
-  const name = compute === 'float32' ? preset : `${preset}-${compute}`;
+  const accuracy = conversion.accuracyLevel === undefined ? undefined : `accuracy${conversion.accuracyLevel}`;
+  const name = [preset, conversion.weights, accuracy, conversion.compute === 'float16' ? 'float16' : undefined].filter(Boolean).join('-');
   return cachedConversion(name, JSON.stringify(spec), log, async (hfDir) => {
     log(`generating the random ${preset} checkpoint…`);
     await writeCheckpoint(hfDir, spec);
-  }, false, undefined, compute);
+  }, false, undefined, conversion);
 }
 
 /** A Hugging Face checkpoint directory converted into the bench cache. */
@@ -43,7 +52,7 @@ async function cachedConversion(
   prepare: (hfDir: string) => Promise<void>,
   trained: boolean,
   sourceDir?: string,
-  compute: 'float32' | 'float16' = 'float32',
+  conversion: BenchConversion = {},
 ): Promise<BenchModel> {
   const root = join(BENCH_CACHE, name);
   const dir = join(root, 'model');
@@ -56,7 +65,7 @@ async function cachedConversion(
   const hfDir = sourceDir ?? join(root, 'hf');
   await prepare(hfDir);
   log(`converting ${name}…`);
-  await convertCheckpoint(hfDir, dir, { compute });
+  await convertCheckpoint(hfDir, dir, conversion);
   if (!sourceDir) await rm(hfDir, { recursive: true, force: true });
   await writeFile(stampFile, stamp);
   return { name, dir, trained };
