@@ -60,7 +60,7 @@ describe('the skipgen CLI (built)', () => {
   it('generate --speculative drafts with the policy and gives the full-depth ids, with speculative stats', async () => {
     const args = ['generate', '--model', model, '--prompt-ids', '1,300,45', '--max-new-tokens', '16', '--greedy', '--json'];
     const full = JSON.parse((await skipgen(...args)).stdout) as { ids: number[] };
-    const { stdout, code, stderr } = await skipgen(...args, '--speculative', '--draft-tokens', '3', '--policy', 'unified', '--speedup', '2');
+    const { stdout, code, stderr } = await skipgen(...args, '--speculative', '--draft-tokens', '3', '--min-draft-confidence', '0', '--policy', 'unified', '--speedup', '2');
     expect(code, stderr).toBe(0);
     const result = JSON.parse(stdout) as { ids: number[]; stats: { speculative: Record<string, unknown> & { verifySteps: number; tokensPerVerifyStep: number } } };
     expect(result.ids).toEqual(full.ids);
@@ -76,6 +76,10 @@ describe('the skipgen CLI (built)', () => {
     expect(alone.stderr).toContain('--draft-tokens needs --speculative');
     const bad = await skipgen('generate', '--model', model, '--prompt-ids', '1,2', '--speculative', '--draft-tokens', '0');
     expect(bad.stderr).toContain("expected an integer ≥ 1 or 'adaptive', got '0'");
+    const badConfidence = await skipgen('generate', '--model', model, '--prompt-ids', '1,2', '--speculative', '--policy', 'unified', '--min-draft-confidence', '2');
+    expect(badConfidence.stderr).toContain("expected a number from 0 to 1, got '2'");
+    const confidenceAlone = await skipgen('generate', '--model', model, '--prompt-ids', '1,2', '--min-draft-confidence', '0.5');
+    expect(confidenceAlone.stderr).toContain('--min-draft-confidence needs --speculative');
   });
 
   it('plan --json lists the layers a generated token runs', async () => {
@@ -193,11 +197,26 @@ describe('the skipgen CLI (built)', () => {
 
   it('bench --speculative races full depth, skipping alone and speculative decoding, which keeps full depth\'s ids', async () => {
     const { stdout, stderr, code } = await skipgen(
-      'bench', '--model', model, '--speculative', '--targets', '2', '--draft-tokens', '2', '--repeats', '1', '--prompt-tokens', '4', '--new-tokens', '8', '--json',
+      'bench', '--model', model, '--speculative', '--targets', '2', '--draft-tokens', '2', '--draft-confidence', '0,0.5', '--repeats', '1', '--prompt-tokens', '4', '--new-tokens', '8', '--json',
     );
     expect(code, stderr).toBe(0);
-    const rows = JSON.parse(stdout) as { decoding: string; target: number; draftTokens: number | string | null; sameAsFullDepth: boolean; tokensPerSecond: number; acceptanceRate: number | null }[];
-    expect(rows.map((r) => `${r.decoding}:${String(r.draftTokens)}`)).toEqual(['full:null', 'unified:null', 'speculative:2', 'speculative:adaptive']);
+    const rows = JSON.parse(stdout) as {
+      decoding: string;
+      target: number;
+      draftTokens: number | string | null;
+      minDraftConfidence: number | null;
+      sameAsFullDepth: boolean;
+      tokensPerSecond: number;
+      acceptanceRate: number | null;
+    }[];
+    expect(rows.map((r) => `${r.decoding}:${String(r.draftTokens)}:${String(r.minDraftConfidence)}`)).toEqual([
+      'full:null:null',
+      'unified:null:null',
+      'speculative:2:0',
+      'speculative:2:0.5',
+      'speculative:adaptive:0',
+      'speculative:adaptive:0.5',
+    ]);
     for (const row of rows.filter((r) => r.decoding !== 'unified')) expect(row.sameAsFullDepth).toBe(true);
     for (const row of rows) expect(row.tokensPerSecond).toBeGreaterThan(0);
     expect(rows[2]!.acceptanceRate).toBeGreaterThanOrEqual(0);

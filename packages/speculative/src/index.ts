@@ -1,4 +1,5 @@
 export {
+  DEFAULT_MIN_DRAFT_CONFIDENCE,
   speculative,
   type SpeculativeDecoding,
   type SpeculativeGenerateOptions,

@@ -8,7 +8,7 @@ import { unified } from '@skipgen/policy-unified';
 import { skipAwareModelDir } from '@skipgen/model-tiny-shakespeare';
 import { convertPreset, expectSameAsSolo, useTinyModel, type ConvertedPreset } from '@skipgen/test-kit';
 
-import { speculative, type DraftTokens } from './index.js';
+import { speculative, type SpeculativeOptions } from './index.js';
 
 type Drafts = [string, () => SkipPolicy][];
 /** Every policy as a draft, at the targets a model of `numLayers` layers allows. */
@@ -18,7 +18,8 @@ const draftsFor = (numLayers: number): Drafts => [
   ['skipDecode', () => skipDecode({ minLayers: 1, warmupLayers: 0, horizon: 8 })],
   ['earlyExit', () => earlyExit({ threshold: 0.2 })],
 ];
-const draftTokens: DraftTokens[] = [1, 3, 'adaptive'];
+/** Draft lengths, with the default confidence stop and (k = 3) without one. */
+const lengths: Omit<SpeculativeOptions, 'draft'>[] = [{ draftTokens: 1 }, { draftTokens: 3 }, { draftTokens: 3, minDraftConfidence: 0 }, { draftTokens: 'adaptive' }];
 const NEW_TOKENS = 24;
 /** No EOS, so every generation runs exactly NEW_TOKENS tokens. */
 const options = { maxNewTokens: NEW_TOKENS, eosTokenIds: [], returnScores: true };
@@ -29,11 +30,12 @@ async function expectGreedyLossless(model: Model, prompts: readonly (readonly nu
   for (const prompt of prompts) {
     const full = await model.generate(prompt, options);
     for (const [name, draft] of draftsFor(model.manifest.dims.numLayers)) {
-      for (const k of draftTokens) {
-        const result = await speculative({ draft: draft(), draftTokens: k }).generate(model, prompt, options);
+      for (const length of lengths) {
+        const k = length.draftTokens!;
+        const result = await speculative({ draft: draft(), ...length }).generate(model, prompt, options);
         expectSameAsSolo(result, full);
         const { speculative: stats } = result.stats;
-        expect(result.ids, `${name}, k = ${k}`).toHaveLength(NEW_TOKENS);
+        expect(result.ids, `${name}, ${JSON.stringify(length)}`).toHaveLength(NEW_TOKENS);
         // Every token after the prompt's came from a verify step.
         expect(stats.tokensPerVerifyStep * stats.verifySteps).toBe(NEW_TOKENS - 1);
         expect(stats.accepted + stats.verifySteps).toBe(NEW_TOKENS - 1);
@@ -61,9 +63,19 @@ describe('greedy speculative decoding gives full depth ids', () => {
     });
 
     it('a draft that is full depth itself is always accepted: k + 1 tokens per verify step', async () => {
-      const result = await speculative({ draft: fullDepth(), draftTokens: 3 }).generate(tiny.model, [1, 40, 3], { maxNewTokens: 9, eosTokenIds: [] });
+      const result = await speculative({ draft: fullDepth(), draftTokens: 3, minDraftConfidence: 0 }).generate(tiny.model, [1, 40, 3], { maxNewTokens: 9, eosTokenIds: [] });
       expect(result.stats.speculative).toMatchObject({ drafted: 6, accepted: 6, acceptanceRate: 1, verifySteps: 2, tokensPerVerifyStep: 4 });
       expect(result.ids).toEqual((await tiny.model.generate([1, 40, 3], { maxNewTokens: 9, eosTokenIds: [] })).ids);
+    });
+
+    it('minDraftConfidence ends each draft after a token the draft is less sure of', async () => {
+      const prompt = [1, 40, 3];
+      const run = (minDraftConfidence: number) =>
+        speculative({ draft: fullDepth(), draftTokens: 3, minDraftConfidence }).generate(tiny.model, prompt, { maxNewTokens: 9, eosTokenIds: [] });
+      // No softmax of a random model's logits reaches 1: every draft ends after its first token, which full depth keeps.
+      const unsure = await run(1);
+      expect(unsure.stats.speculative).toMatchObject({ drafted: 4, accepted: 4, verifySteps: 4, tokensPerVerifyStep: 2 });
+      expect(unsure.ids).toEqual((await run(0)).ids);
     });
 
     it('reports the draft and leaves every cache slot free', async () => {

@@ -15,6 +15,8 @@ describe('speculative() options', () => {
       [{ draft: unified({ speedup: 2 }), draftTokens: 0 }, 'draftTokens'],
       [{ draft: unified({ speedup: 2 }), draftTokens: 2.5 }, 'draftTokens'],
       [{ draft: unified({ speedup: 2 }), maxDraftTokens: 0 }, 'maxDraftTokens'],
+      [{ draft: unified({ speedup: 2 }), minDraftConfidence: 1.5 }, 'minDraftConfidence'],
+      [{ draft: unified({ speedup: 2 }), minDraftConfidence: Number.NaN }, 'minDraftConfidence'],
       [null, 'options'],
     ];
     for (const [options, field] of bad) {

@@ -36,6 +36,7 @@ export async function runSpeculative(
   task: GenerationTask,
   draft: BoundSkipPolicy,
   length: DraftLength,
+  minDraftConfidence: number,
   prefillChunkTokens: number,
   counts: SpeculativeCounts,
 ): Promise<void> {
@@ -44,7 +45,7 @@ export async function runSpeculative(
     throwIfStopped(task);
     sequence = engine.open(task.tokensNeeded, draft);
     task.start(engine, sequence);
-    const decoder = new SpeculativeDecoder(engine, task, sequence, length, counts);
+    const decoder = new SpeculativeDecoder(engine, task, sequence, length, minDraftConfidence, counts);
     let logits: Float32Array | null = null;
     for (let chunk = task.nextPromptChunk(prefillChunkTokens); chunk; chunk = task.nextPromptChunk(prefillChunkTokens)) {
       throwIfStopped(task);
@@ -88,6 +89,7 @@ class SpeculativeDecoder {
     private readonly task: GenerationTask,
     private readonly sequence: Sequence,
     private readonly length: DraftLength,
+    private readonly minDraftConfidence: number,
     private readonly counts: SpeculativeCounts,
   ) {
     this.sampling = task.settings.sampling;
@@ -105,10 +107,11 @@ class SpeculativeDecoder {
   }
 
   /**
-   * Drafts up to k tokens through the draft policy, rolls them back, runs the
-   * pending token and the draft through every layer in one step, and emits
-   * the accepted prefix plus full depth's next token. The cache then holds
-   * every layer's keys and values for the tokens kept.
+   * Drafts up to k tokens through the draft policy (fewer when the draft
+   * grows unsure of its own token), rolls them back, runs the pending token
+   * and the draft through every layer in one step, and emits the accepted
+   * prefix plus full depth's next token. The cache then holds every layer's
+   * keys and values for the tokens kept.
    */
   async round(): Promise<void> {
     const { engine, sequence, context } = this;
@@ -123,21 +126,27 @@ class SpeculativeDecoder {
     const draftDistributions: Float64Array[] = [];
     const layersBefore = sequence.counters.generatedLayers;
     const drafting = performance.now();
-    for (let token = pending; drafts.length < k; ) {
+    for (let token = pending, sure = true; drafts.length < k && sure; ) {
       const [logits] = (await engine.decode([{ sequence, token }])) as [Float32Array];
+      let confidence: number;
       if (this.sampling.doSample) {
         const q = samplingDistribution(logits, context, this.sampling);
         draftDistributions.push(q);
         token = drawFrom(q, this.random.next());
+        confidence = q[token]!;
       } else {
         token = this.greedy(logits, context);
+        confidence = softmaxAt(logits, token);
       }
       drafts.push(token);
       context.push(token);
+      // An unsure draft token is still verified (it costs a verify step nothing), but the next would likely be wasted.
+      sure = confidence >= this.minDraftConfidence;
     }
+    const drafted = drafts.length;
     const draftLayers = sequence.counters.generatedLayers - layersBefore;
     context.length = base;
-    if (k > 0) engine.rollback(sequence, start);
+    if (drafted > 0) engine.rollback(sequence, start);
 
     const verifying = performance.now();
     const verified = await engine.verify(sequence, [pending, ...drafts]);
@@ -145,7 +154,7 @@ class SpeculativeDecoder {
     this.counts.verifyMs += performance.now() - verifying;
     const row = (i: number) => verified.subarray(i * this.vocab, (i + 1) * this.vocab);
     let accepted = 0;
-    for (; accepted < k; accepted++) {
+    for (; accepted < drafted; accepted++) {
       const draftToken = drafts[accepted]!;
       let kept: number;
       if (this.sampling.doSample) {
@@ -158,13 +167,13 @@ class SpeculativeDecoder {
       context.push(kept);
       if (kept !== draftToken) break;
     }
-    if (accepted === k) context.push(this.choose(row(k)));
+    if (accepted === drafted) context.push(this.choose(row(drafted)));
 
-    this.counts.drafted += k;
+    this.counts.drafted += drafted;
     this.counts.accepted += accepted;
     this.counts.verifySteps++;
     this.counts.verifiedTokens += accepted + 1;
-    this.length.record(k, accepted, draftLayers);
+    this.length.record(drafted, accepted, draftLayers);
     // Keep the pending token and the accepted drafts; the token after them is the new pending one.
     engine.rollback(sequence, start + 1 + accepted);
     for (let i = 0; i < accepted + 1 && this.task.state !== 'finished'; i++) this.task.push(context[base + i]!, row(i));
@@ -174,4 +183,13 @@ class SpeculativeDecoder {
     if (!this.sampling.doSample) return this.greedy(logits, this.context);
     return drawFrom(samplingDistribution(logits, this.context, this.sampling), this.random.next());
   }
+}
+
+/** The probability softmax gives `token` (temperature 1): how sure a greedy draft is of its pick. */
+function softmaxAt(logits: Float32Array, token: number): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (const value of logits) max = Math.max(max, value);
+  let total = 0;
+  for (const value of logits) total += Math.exp(value - max);
+  return Math.exp(logits[token]! - max) / total;
 }

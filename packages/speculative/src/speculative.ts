@@ -15,6 +15,9 @@ import { runSpeculative, type SpeculativeCounts } from './speculative-run.js';
 
 const DEFAULT_MAX_DRAFT_TOKENS = 8;
 
+/** The default {@link SpeculativeOptions.minDraftConfidence}. */
+export const DEFAULT_MIN_DRAFT_CONFIDENCE = 0.5;
+
 /** Options of {@link speculative}. */
 export interface SpeculativeOptions {
   /** The skip policy that drafts, e.g. `unified({ speedup: 3 })`. It must leave the prompt at full depth. */
@@ -27,6 +30,14 @@ export interface SpeculativeOptions {
   draftTokens?: DraftTokens;
   /** The longest draft `'adaptive'` chooses. Default 8. */
   maxDraftTokens?: number;
+  /**
+   * Ends a draft early, after a token the draft policy gave less than this
+   * probability (greedy: its softmax; sampling: the draft distribution it was
+   * drawn from). Full depth rejects such tokens often, so drafting past them
+   * is mostly wasted. From 0 (never end early) to 1. The output is the same
+   * whatever it is; only the speed changes. Default {@link DEFAULT_MIN_DRAFT_CONFIDENCE}.
+   */
+  minDraftConfidence?: number;
 }
 
 /** Request options: those of `Model.generate` less `policy` (every token is verified at full depth). */
@@ -75,6 +86,7 @@ export interface SpeculativeDecoding {
   readonly draft: SkipPolicy;
   readonly draftTokens: DraftTokens;
   readonly maxDraftTokens: number;
+  readonly minDraftConfidence: number;
   /** Generates a continuation of `prompt` and resolves when it is finished. */
   generate(model: Model, prompt: Prompt, options?: SpeculativeGenerateOptions): Promise<SpeculativeResult>;
   /** Generates token by token; bad options throw here, before anything runs. */
@@ -97,7 +109,7 @@ export function speculative(options: SpeculativeOptions): SpeculativeDecoding {
   if (options === null || typeof options !== 'object') {
     throw new SpeculativeOptionsError('options', 'must be an object such as { draft: unified({ speedup: 3 }) }');
   }
-  const { draft, draftTokens = 'adaptive', maxDraftTokens = DEFAULT_MAX_DRAFT_TOKENS } = options;
+  const { draft, draftTokens = 'adaptive', maxDraftTokens = DEFAULT_MAX_DRAFT_TOKENS, minDraftConfidence = DEFAULT_MIN_DRAFT_CONFIDENCE } = options;
   if (draft?.specificationVersion !== 'v1') {
     throw new SpeculativeOptionsError('draft', 'must be a skip policy (specificationVersion v1), such as unified({ speedup: 3 })');
   }
@@ -107,12 +119,16 @@ export function speculative(options: SpeculativeOptions): SpeculativeDecoding {
   if (!(Number.isInteger(maxDraftTokens) && maxDraftTokens >= 1)) {
     throw new SpeculativeOptionsError('maxDraftTokens', `must be an integer ≥ 1, got ${String(maxDraftTokens)}`);
   }
+  if (!(typeof minDraftConfidence === 'number' && minDraftConfidence >= 0 && minDraftConfidence <= 1)) {
+    throw new SpeculativeOptionsError('minDraftConfidence', `must be a number from 0 to 1, got ${String(minDraftConfidence)}`);
+  }
 
   const decoding: SpeculativeDecoding = {
     specificationVersion: 'v1',
     draft,
     draftTokens,
     maxDraftTokens,
+    minDraftConfidence,
     // Async, so that a refused request is a rejected promise, as with Model.generate.
     async generate(model, prompt, requestOptions) {
       return decoding.stream(model, prompt, requestOptions).result;
@@ -132,7 +148,7 @@ export function speculative(options: SpeculativeOptions): SpeculativeDecoding {
       const task = model.createTask(prompt, requestOptions);
       const counts: SpeculativeCounts = { drafted: 0, accepted: 0, verifySteps: 0, verifiedTokens: 0, draftMs: 0, verifyMs: 0 };
       const length = new DraftLength(draftTokens, draftTokens === 'adaptive' ? maxDraftTokens : draftTokens, bound.numLayers);
-      void runSpeculative(model.engine, task, bound, length, model.prefillChunk, counts);
+      void runSpeculative(model.engine, task, bound, length, minDraftConfidence, model.prefillChunk, counts);
       const result = task.stream.result.then((done) => ({
         ...done,
         stats: {

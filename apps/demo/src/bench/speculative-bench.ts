@@ -11,6 +11,8 @@ export interface SpeculativeBenchOptions {
   targets: number[];
   /** Draft lengths to measure at each target; `adaptive` is always added. */
   draftTokens: number[];
+  /** `minDraftConfidence` values each draft length is measured with. */
+  draftConfidences: number[];
   promptTokens: number;
   newTokens: number;
   repeats: number;
@@ -27,6 +29,8 @@ export interface SpeculativeRow {
   decoding: 'full' | 'unified' | 'speculative';
   target: number;
   draftTokens: DraftTokens | null;
+  /** Drafts end early after a token the draft was less sure of than this (null: not speculative). */
+  minDraftConfidence: number | null;
   tokensPerSecond: number;
   speedup: number;
   acceptanceRate: number | null;
@@ -51,6 +55,7 @@ interface Lane {
   decoding: SpeculativeRow['decoding'];
   target: number;
   draftTokens: DraftTokens | null;
+  minDraftConfidence: number | null;
   run: (prompt: number[]) => Promise<LaneOutput>;
 }
 
@@ -82,23 +87,26 @@ export async function runSpeculativeBench(benchModel: BenchModel, options: Specu
     const prompts = await samplePrompts(model, options.promptTokens);
     const greedy = { maxNewTokens: options.newTokens, eosTokenIds: [] as number[], doSample: false };
     const plain = (policy: SkipPolicy) => async (prompt: number[]) => ({ ids: (await model.generate(prompt, { ...greedy, policy })).ids });
-    const lanes: Lane[] = [{ decoding: 'full', target: 1, draftTokens: null, run: plain(fullDepth()) }];
+    const lanes: Lane[] = [{ decoding: 'full', target: 1, draftTokens: null, minDraftConfidence: null, run: plain(fullDepth()) }];
     const numLayers = model.manifest.dims.numLayers;
     for (const target of options.targets) {
       if (layersForSpeedup(numLayers, target) < 2) continue;
-      lanes.push({ decoding: 'unified', target, draftTokens: null, run: plain(unified({ speedup: target })) });
+      lanes.push({ decoding: 'unified', target, draftTokens: null, minDraftConfidence: null, run: plain(unified({ speedup: target })) });
       for (const draftTokens of [...options.draftTokens, 'adaptive' as const]) {
-        const decoding = speculative({ draft: unified({ speedup: target }), draftTokens });
-        lanes.push({
-          decoding: 'speculative',
-          target,
-          draftTokens,
-          run: async (prompt) => {
-            const { ids, stats } = await decoding.generate(model, prompt, greedy);
-            const { acceptanceRate, tokensPerVerifyStep, draftMs, verifyMs, verifySteps } = stats.speculative;
-            return { ids, acceptanceRate, tokensPerVerifyStep, draftMs, verifyMs, verifySteps };
-          },
-        });
+        for (const minDraftConfidence of options.draftConfidences) {
+          const decoding = speculative({ draft: unified({ speedup: target }), draftTokens, minDraftConfidence });
+          lanes.push({
+            decoding: 'speculative',
+            target,
+            draftTokens,
+            minDraftConfidence,
+            run: async (prompt) => {
+              const { ids, stats } = await decoding.generate(model, prompt, greedy);
+              const { acceptanceRate, tokensPerVerifyStep, draftMs, verifyMs, verifySteps } = stats.speculative;
+              return { ids, acceptanceRate, tokensPerVerifyStep, draftMs, verifyMs, verifySteps };
+            },
+          });
+        }
       }
     }
     const speeds = lanes.map(() => [] as number[]);
@@ -129,6 +137,7 @@ export async function runSpeculativeBench(benchModel: BenchModel, options: Specu
       decoding: lane.decoding,
       target: lane.target,
       draftTokens: lane.draftTokens,
+      minDraftConfidence: lane.minDraftConfidence,
       tokensPerSecond: median(speeds[i]!),
       speedup: median(speeds[i]!) / full,
       acceptanceRate: mean(out.map((o) => o.acceptanceRate)),

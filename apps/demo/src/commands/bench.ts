@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 
 import { InvalidRequestError, prepareOnnxRuntime, type Device, type RuntimeName } from '@skipgen/core';
 import { skipAwareModelDir } from '@skipgen/model-tiny-shakespeare';
+import { DEFAULT_MIN_DRAFT_CONFIDENCE } from '@skipgen/speculative';
 import { presets, stories260kDir, type PresetName } from '@skipgen/test-models';
 
 import { checkpointModel, presetModel, type BenchModel } from '../bench/bench-models.js';
@@ -10,7 +11,7 @@ import { measureMemoryBandwidth } from '../bench/memory-bandwidth.js';
 import { benchSlotNeed, runBench, type BenchOptions, type BenchRow } from '../bench/run-bench.js';
 import { benchKvCache } from '../bench/slot-tokens.js';
 import { runSpeculativeBench, type SpeculativeRow } from '../bench/speculative-bench.js';
-import { integer, integerList, integersIn, numberList, threadCount } from '../options/parse.js';
+import { integer, integerList, integersIn, numberList, probabilityList, threadCount } from '../options/parse.js';
 import { benchHeader, benchTable, contextTable, speculativeTable } from '../report/bench-table.js';
 import { PEER_ENGINES, peerBenchCommand, peerWeightsList } from './bench-peer.js';
 import type { PeerWeights } from '../bench/peer-models.js';
@@ -29,6 +30,7 @@ interface BenchFlags {
   contexts?: number[];
   speculative?: boolean;
   draftTokens: number[];
+  draftConfidence?: number[];
   slotTokens?: number;
   bandwidthMib: number;
   runtime?: RuntimeFlag;
@@ -77,6 +79,7 @@ export function benchCommand(): Command {
       'instead: greedy tokens/s of full depth, unified alone, and self-speculative decoding with unified drafts (same ids as full depth); by default on the shipped skip-aware model, the 30-layer preset and stories260K, with 2x and 3x drafts',
     )
     .option('--draft-tokens <list>', 'with --speculative: draft lengths to measure (adaptive is always added)', integersIn(1, 16), [2, 3, 4, 6, 8])
+    .option('--draft-confidence <list>', `with --speculative: minDraftConfidence values to measure each draft length with, from 0 to 1 (default: ${DEFAULT_MIN_DRAFT_CONFIDENCE})`, probabilityList)
     .option(
       '--slot-tokens <n>',
       "tokens each sequence's KV-cache slot holds (default: what kvCache() gives, min(max_position_embeddings, 4096)); at least prompt + new tokens + the batch stagger",
@@ -128,6 +131,7 @@ export function benchCommand(): Command {
             ...(await runSpeculativeBench(model, {
               targets: command.getOptionValueSource('targets') === 'default' ? [2, 3] : flags.targets.filter((t) => t > 1),
               draftTokens: flags.draftTokens,
+              draftConfidences: flags.draftConfidence ?? [DEFAULT_MIN_DRAFT_CONFIDENCE],
               promptTokens: flags.promptTokens,
               newTokens: flags.newTokens,
               repeats: flags.repeats,

@@ -5,10 +5,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { InvalidRequestError, loadModel, readManifest, TextTokenizer, type Device, type GenerateOptions, type GenerationStream } from '@skipgen/core';
 import { kvCache } from '@skipgen/kv-cache';
 import { skipAwareModelDir } from '@skipgen/model-tiny-shakespeare';
-import { speculative, type DraftTokens, type SpeculativeStream } from '@skipgen/speculative';
+import { DEFAULT_MIN_DRAFT_CONFIDENCE, speculative, type DraftTokens, type SpeculativeStream } from '@skipgen/speculative';
 
 import { addPolicyOptions, policyFromFlags, type PolicyFlags } from '../policies/policy-flags.js';
-import { collect, integer, integerList, number, threadCount } from '../options/parse.js';
+import { collect, integer, integerList, number, probability, threadCount } from '../options/parse.js';
 
 interface GenerateFlags extends PolicyFlags {
   model: string;
@@ -28,6 +28,7 @@ interface GenerateFlags extends PolicyFlags {
   json?: boolean;
   speculative?: boolean;
   draftTokens?: DraftTokens;
+  minDraftConfidence?: number;
 }
 
 function draftTokens(value: string): DraftTokens {
@@ -56,7 +57,8 @@ export function generateCommand(): Command {
     .option('--cache-tokens <n>', 'KV cache size in tokens (default: the prompt plus --max-new-tokens)', integer(1))
     .option('--json', 'print one JSON object: ids (generated, prompt excluded), text, stats')
     .option('--speculative', 'lossless: draft with the --policy skip policy, verify every token at full depth (the text full depth gives, faster)')
-    .option('--draft-tokens <k>', "with --speculative: tokens drafted per full-depth step, or 'adaptive' (default)", draftTokens);
+    .option('--draft-tokens <k>', "with --speculative: tokens drafted per full-depth step, or 'adaptive' (default)", draftTokens)
+    .option('--min-draft-confidence <p>', `with --speculative: end a draft after a token the draft gave less than this probability, 0 to 1 (default: ${DEFAULT_MIN_DRAFT_CONFIDENCE})`, probability);
   return addPolicyOptions(command).action(async (flags: GenerateFlags) => {
     if ((flags.prompt === undefined) === (flags.promptIds === undefined)) {
       command.error('error: give exactly one of --prompt <text> or --prompt-ids <ids>');
@@ -65,11 +67,18 @@ export function generateCommand(): Command {
     if (flags.greedy && sampling) command.error('error: --greedy cannot be combined with --temperature, --top-k, --top-p or --seed');
     const policy = policyFromFlags(flags);
     if (flags.draftTokens !== undefined && !flags.speculative) command.error('error: --draft-tokens needs --speculative');
+    if (flags.minDraftConfidence !== undefined && !flags.speculative) command.error('error: --min-draft-confidence needs --speculative');
     if (flags.speculative && policy.name === 'full') {
       throw new InvalidRequestError('--speculative', 'drafts with a skip policy; add one, e.g. --policy unified --speedup 3');
     }
     // Speculative decoding verifies at full depth and drafts with the policy; otherwise the policy decodes.
-    const decoding = flags.speculative ? speculative({ draft: policy, ...(flags.draftTokens !== undefined ? { draftTokens: flags.draftTokens } : {}) }) : null;
+    const decoding = flags.speculative
+      ? speculative({
+          draft: policy,
+          ...(flags.draftTokens !== undefined ? { draftTokens: flags.draftTokens } : {}),
+          ...(flags.minDraftConfidence !== undefined ? { minDraftConfidence: flags.minDraftConfidence } : {}),
+        })
+      : null;
     const options: GenerateOptions = {
       maxNewTokens: flags.maxNewTokens,
       ...(decoding ? {} : { policy }),

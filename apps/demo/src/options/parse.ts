@@ -62,6 +62,23 @@ export function numberList(value: string): number[] {
   return values;
 }
 
+/** A number from 0 to 1, e.g. a confidence threshold. */
+export function probability(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError(`expected a number from 0 to 1, got '${value}'`);
+  return n;
+}
+
+/** Comma-separated numbers from 0 to 1, e.g. confidence thresholds. */
+export function probabilityList(value: string): number[] {
+  const items = value.split(',').map((s) => s.trim());
+  const values = items.map(Number);
+  if (items.some((s) => s === '') || values.some((n) => !(n >= 0 && n <= 1))) {
+    throw new InvalidArgumentError(`expected comma-separated numbers from 0 to 1 such as 0,0.5, got '${value}'`);
+  }
+  return [...new Set(values)];
+}
+
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }

@@ -109,12 +109,13 @@ export function contextTable(rows: readonly ContextRow[]): string {
 export function speculativeTable(rows: readonly SpeculativeRow[]): string {
   return markdownTable(
     [
-      ['model', 'decoding', 'draft', 'k', 'tokens/s', 'speedup', 'acceptance', 'tokens/verify step', 'verify step / full step', 'time drafting', 'speedup if drafts were free', 'ids = full depth'],
+      ['model', 'decoding', 'draft', 'k', 'min confidence', 'tokens/s', 'speedup', 'acceptance', 'tokens/verify step', 'verify step / full step', 'time drafting', 'speedup if drafts were free', 'ids = full depth'],
       ...rows.map((r) => [
         r.model,
         r.decoding,
         r.decoding === 'full' ? '–' : `unified ${r.target}x`,
         r.draftTokens === null ? '–' : String(r.draftTokens),
+        r.minDraftConfidence === null ? '–' : String(r.minDraftConfidence),
         fixed(r.tokensPerSecond, 1),
         `${fixed(r.speedup, 2)}x`,
         r.acceptanceRate === null ? '–' : `${(r.acceptanceRate * 100).toFixed(1)}%`,
@@ -125,6 +126,6 @@ export function speculativeTable(rows: readonly SpeculativeRow[]): string {
         r.sameAsFullDepth ? 'yes' : 'no',
       ]),
     ],
-    { align: ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'] },
+    { align: ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'] },
   );
 }
