@@ -13,7 +13,7 @@ export { hostKvMemory, type KvData, type KvElementType, type KvMemory, type KvSt
 export { RUNTIME_ENV } from './runtime/create-runtime.js';
 export type { RuntimeName } from './runtime/runtime.js';
 export { PINNED_ORT_VERSION } from './runtime/c-api/ort-c-api.js';
-export { prepareOnnxRuntime } from './runtime/c-api/c-api-runtime.js';
+export { prepareOnnxRuntime, type PrepareOnnxRuntimeOptions } from './runtime/c-api/c-api-runtime.js';
 export { CUDA_PROVIDER_FILES, CUDA_PROVIDER_PACKAGE, installCudaProvider, type CudaProviderInstall } from './runtime/cuda-provider.js';
 export { float16Bits, fromFloat16, toFloat16 } from './format/float16.js';
 export type {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 
-import type { Model } from '@skipgen/core';
+import { prepareOnnxRuntime, type Model } from '@skipgen/core';
 
 import { TransformersJsModel } from '../peer/transformers-js.js';
 import { policiesAtTargets } from '../policies/policies-at-target.js';
@@ -32,7 +32,11 @@ export interface PeerBenchOptions {
   promptLengths: readonly number[];
   newTokens: number;
   repeats: number;
-  /** Intra-op threads of every ONNX Runtime session, skipgen's and transformers.js's alike. */
+  /**
+   * Intra-op threads of transformers.js's sessions, and of the pool skipgen's
+   * sessions share (its default; `prepareOnnxRuntime({ threads })` must have
+   * sized it): each engine threaded as its users get it, with as many threads.
+   */
   threads: number;
   /** skipgen's KV-cache slot length; default: exactly what the run needs (transformers.js's cache is exactly as long as the sequence). */
   slotTokens?: number | undefined;
@@ -83,6 +87,8 @@ export interface PeerRow {
  * one repeat, not the result).
  */
 export async function runPeerBench(peer: PeerModel, options: PeerBenchOptions): Promise<PeerRow[]> {
+  // Sizes skipgen's shared pool where nothing has made the process's ONNX Runtime environment yet.
+  prepareOnnxRuntime({ threads: options.threads });
   const maxBatch = Math.max(...options.batches);
   const needTokens = Math.max(...options.promptLengths) + options.newTokens;
   const skipgen: { weights: PeerWeights; model: Model }[] = [];
@@ -97,7 +103,6 @@ export async function runPeerBench(peer: PeerModel, options: PeerBenchOptions): 
         needs: 'prompt and new tokens',
         slotTokens: options.slotTokens ?? needTokens,
         device: 'cpu',
-        threads: options.threads,
       });
       skipgen.push({ weights, model });
     }

@@ -54,8 +54,10 @@ export interface PeerBenchFlags {
  * shipped skip-aware model's checkpoint.
  */
 export async function peerBenchCommand(flags: PeerBenchFlags): Promise<void> {
-  // transformers.js opens onnxruntime-node sessions; skipgen's environment (its shared thread pool) must exist first.
-  prepareOnnxRuntime();
+  const threads = flags.threads ?? availableParallelism();
+  // transformers.js opens onnxruntime-node sessions; skipgen's environment (its shared thread pool, as many threads as
+  // transformers.js's sessions get) must exist first.
+  prepareOnnxRuntime({ threads });
   const log = (line: string) => console.error(line);
   for (const [flag, given] of [
     ['--model', flags.model !== undefined],
@@ -79,7 +81,6 @@ export async function peerBenchCommand(flags: PeerBenchFlags): Promise<void> {
     models.push(await peerPresetModel('bench-30-layer', weights, log));
     models.push(await peerCheckpointModel('tiny-shakespeare-skip-aware', skipAwareCheckpointDir, weights, log));
   }
-  const threads = flags.threads ?? availableParallelism();
   log(`measuring memory bandwidth (ReduceSum over ${flags.bandwidthMib} MiB)…`);
   const bandwidth = await measureMemoryBandwidth({ mebibytes: flags.bandwidthMib, threads, runs: 15 });
   const rows: PeerRow[] = [];

@@ -35,7 +35,7 @@ export function peerHeader(rows: readonly PeerRow[], settings: { ortVersion: str
   const version = rows.find((r) => r.engine === 'transformers.js')?.engineVersion ?? 'unknown';
   const repeats = first.repeats;
   return [
-    `transformers.js ${version} (AutoModelForCausalLM.generate, greedy) against skipgen, in one process on onnxruntime-node ${settings.ortVersion}, ${first.threads} intra-op threads each`,
+    `transformers.js ${version} (AutoModelForCausalLM.generate, greedy) against skipgen, in one process on onnxruntime-node ${settings.ortVersion}, ${first.threads} intra-op threads each (transformers.js: per session; skipgen: its shared pool)`,
     `timed: decode steps only (the prompt, of the table's "prompt" tokens, and the first token untimed), ${first.newTokens} new tokens per row, median per step over ${repeats} repeats, the engines taking turns`,
     `skipgen KV-cache slots: ${settings.slotTokensFlag === undefined ? `${Math.max(...rows.map((r) => r.promptTokens)) + first.newTokens} tokens, what the longest sequence needs` : `--slot-tokens ${settings.slotTokensFlag}`}`,
     ...(settings.bandwidth

@@ -2,6 +2,7 @@ import { totalmem } from 'node:os';
 
 import koffi from 'koffi';
 
+import { InvalidRequestError } from '../../errors.js';
 import type { DeclaredGraphValue } from '../../format/graph-shapes.js';
 import { BYTES_PER_ELEMENT, elementCount, type ElementType, type GraphSession, type MemoryBlock, type Runtime, type Tensor } from '../runtime.js';
 import { keepOnnxRuntimeTelemetryOff } from '../telemetry.js';
@@ -31,23 +32,34 @@ let processEnvHasSharedPool = true;
 /** ONNX Runtime's environment is one per process: created with the first runtime and kept for the process's life. */
 let processEnv: OrtHandle;
 
+/** Options of {@link prepareOnnxRuntime}. */
+export interface PrepareOnnxRuntimeOptions {
+  /** Threads of the intra-op pool skipgen's sessions share; default: ONNX Runtime's, one per physical core. */
+  threads?: number;
+}
+
 /**
  * Creates skipgen's ONNX Runtime environment now, with the thread pool its
  * sessions share. ONNX Runtime has one environment per process and keeps the
  * first one made: a program that also opens onnxruntime-node sessions itself
  * should call this before them, or skipgen's sessions fall back to a pool
- * each (and decode slower).
+ * each (and decode slower). Once the environment exists, later calls change
+ * nothing.
  */
-export function prepareOnnxRuntime(): void {
+export function prepareOnnxRuntime(options: PrepareOnnxRuntimeOptions = {}): void {
+  const { threads } = options;
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
+    throw new InvalidRequestError('threads', `must be an integer ≥ 1, got ${String(threads)}`);
+  }
   keepOnnxRuntimeTelemetryOff();
-  sharedEnvironment(loadOrtCApi());
+  sharedEnvironment(loadOrtCApi(), threads ?? 0);
 }
 
-function sharedEnvironment(api: OrtCApi): OrtHandle {
+function sharedEnvironment(api: OrtCApi, threads = 0): OrtHandle {
   if (processEnv) return processEnv;
   const threading = api.create('CreateThreadingOptions');
   try {
-    api.check('SetGlobalIntraOpNumThreads', threading, 0);
+    api.check('SetGlobalIntraOpNumThreads', threading, threads);
     api.check('SetGlobalInterOpNumThreads', threading, 1);
     api.check('SetGlobalSpinControl', threading, process.env[SPIN_ENV] === '0' ? 0 : 1);
     processEnv = api.create('CreateEnvWithGlobalThreadPools', ORT_LOGGING_LEVEL_ERROR, 'skipgen', threading);
