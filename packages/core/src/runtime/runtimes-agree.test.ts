@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kvCache } from '@skipgen/kv-cache';
 import { convertPreset, type ConvertedPreset } from '@skipgen/test-kit';
 
-import { fullDepth, loadModel, type Model, type RuntimeName, type SkipPolicy } from '../index.js';
+import { fullDepth, InvalidRequestError, loadModel, prepareOnnxRuntime, type Model, type RuntimeName, type SkipPolicy } from '../index.js';
 
 /** The middle layer skipped for every token: rows that skip it ride along in a batch with rows that run it. */
 const skipMiddle: SkipPolicy = {
@@ -76,5 +76,21 @@ describe('the C API runtime and onnxruntime-node', () => {
     const long = await run('c-api', 1024);
     expect(long.single.ids).toEqual(short.single.ids);
     long.batch.logits.forEach((rows, r) => rows.forEach((logits, t) => expect(logits).toEqual(short.batch.logits[r]![t])));
+  });
+});
+
+describe('prepareOnnxRuntime', () => {
+  it('refuses a thread count below 1, and changes nothing once the environment exists', async () => {
+    for (const threads of [0, 1.5, Number.NaN]) expect(() => prepareOnnxRuntime({ threads })).toThrow(InvalidRequestError);
+    prepareOnnxRuntime();
+    prepareOnnxRuntime({ threads: 1 });
+    const preset = await convertPreset('llama-tied');
+    try {
+      const model = await loadModel(preset.dir, { kvCache: kvCache({ maxSequences: 1, maxTokens: 16 }), runtime: 'c-api' });
+      expect((await model.generate([1, 2, 3], { maxNewTokens: 4, eosTokenIds: [] })).ids).toHaveLength(4);
+      await model.dispose();
+    } finally {
+      await preset.remove();
+    }
   });
 });
