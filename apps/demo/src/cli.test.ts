@@ -82,6 +82,12 @@ describe('the skipgen CLI (built)', () => {
     expect(confidenceAlone.stderr).toContain('--min-draft-confidence needs --speculative');
   });
 
+  it('generate --threads sizes the thread pool every graph shares (the first model of the process)', async () => {
+    const { stdout, code, stderr } = await skipgen('generate', '--model', model, '--prompt-ids', '1,2', '--max-new-tokens', '2', '--threads', '1', '--json');
+    expect(code, stderr).toBe(0);
+    expect((JSON.parse(stdout) as { device: Record<string, unknown> }).device).toMatchObject({ runtime: 'c-api', threadPool: 'shared' });
+  });
+
   it('plan --json lists the layers a generated token runs', async () => {
     const unified = JSON.parse((await skipgen('plan', '--num-layers', '30', '--policy', 'unified', '--speedup', '5', '--json')).stdout) as { layers: number[]; prompt: number[] };
     expect(unified.layers).toEqual([0, 6, 12, 18, 24, 29]);

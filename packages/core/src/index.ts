@@ -11,7 +11,7 @@ export { Sequence, type SequenceCounters } from './engine/sequence.js';
 export type { KvCache, KvCacheFactory, KvCacheLayout, KvCacheMemory, KvSlot } from './cache/kv-cache.js';
 export { hostKvMemory, type KvData, type KvElementType, type KvMemory, type KvStorage } from './cache/kv-storage.js';
 export { RUNTIME_ENV } from './runtime/create-runtime.js';
-export type { RuntimeName } from './runtime/runtime.js';
+export type { RuntimeName, ThreadPool } from './runtime/runtime.js';
 export { PINNED_ORT_VERSION } from './runtime/c-api/ort-c-api.js';
 export { prepareOnnxRuntime, type PrepareOnnxRuntimeOptions } from './runtime/c-api/c-api-runtime.js';
 export { CUDA_PROVIDER_FILES, CUDA_PROVIDER_PACKAGE, installCudaProvider, type CudaProviderInstall } from './runtime/cuda-provider.js';

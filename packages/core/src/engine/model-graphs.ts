@@ -40,7 +40,7 @@ export class ModelGraphs {
     const { value, choice } = await openOnDevice(
       device,
       async (d) => {
-        const { runtime, fallback } = createRuntime(runtimeName, d);
+        const { runtime, fallback } = createRuntime(runtimeName, d, threads);
         try {
           const embed = await openSession(runtime, embedPath, { device: d, threads }, d === 'cuda');
           return { runtime, embed, fallback };
@@ -56,6 +56,7 @@ export class ModelGraphs {
     const runtimeChoice: DeviceChoice = {
       ...choice,
       runtime: runtime.name,
+      threadPool: embed.threadPool,
       ...(fallback ? { reason: `${choice.reason}; the C API runtime cannot load (${fallback}), using onnxruntime-node's session.run` } : {}),
     };
     const settings: SessionSettings = { device: choice.device, threads };

@@ -47,7 +47,7 @@ describe('loadModel', () => {
 
   it('loads a converted model on the CPU and reports why', async () => {
     const model = await loadModel(preset.dir, { kvCache: kvCache(), device: 'cpu' });
-    expect(model.device).toEqual({ device: 'cpu', reason: 'requested cpu', runtime: 'c-api' });
+    expect(model.device).toEqual({ device: 'cpu', reason: 'requested cpu', runtime: 'c-api', threadPool: 'shared' });
     expect(model.manifest.dims.numLayers).toBe(3);
     expect(model.tokenizer).toBeNull();
     const result = await model.generate([1, 5, 9], { maxNewTokens: 4 });
@@ -154,6 +154,17 @@ describe('loadModel', () => {
     const model = await loadModel(preset.dir, { kvCache: kvCache(), threads: 1 });
     expect((await model.generate([1, 5], { maxNewTokens: 2 })).ids).toHaveLength(2);
     await model.dispose();
+  });
+
+  it('runs on the shared thread pool unless it asks for another thread count than the pool has', async () => {
+    const shared = await loadModel(preset.dir, { kvCache: kvCache() });
+    expect(shared.device).toMatchObject({ runtime: 'c-api', threadPool: 'shared' });
+    // No test in this process sized the shared pool to 3 threads.
+    const own = await loadModel(preset.dir, { kvCache: kvCache(), threads: 3 });
+    expect(own.device.threadPool).toBe('per-session');
+    expect((await own.generate([1, 5], { maxNewTokens: 3, eosTokenIds: [] })).ids).toEqual((await shared.generate([1, 5], { maxNewTokens: 3, eosTokenIds: [] })).ids);
+    await own.dispose();
+    await shared.dispose();
   });
 
   it('checks every graph against the manifest at load and names the graph that disagrees', async () => {

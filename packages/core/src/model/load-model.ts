@@ -27,7 +27,13 @@ export interface LoadModelOptions {
    * Default: the `SKIPGEN_RUNTIME` environment variable, else `c-api`.
    */
   runtime?: RuntimeName;
-  /** Intra-op threads per ONNX Runtime session, 1 to 4 per core; default one per core. */
+  /**
+   * Intra-op threads, 1 to 4 per core; default one per (physical) core. The
+   * first model of a process (or `prepareOnnxRuntime({ threads })` before it)
+   * sizes the spinning pool every graph shares; a model asking for another
+   * count later gets a pool per graph, which decodes slower
+   * (`model.device.threadPool` says which).
+   */
   threads?: number;
   /** Prompt tokens per prefill step; longer prompts run in chunks. Default 256. */
   prefillChunkTokens?: number;

@@ -24,13 +24,13 @@ export function requestedRuntime(option: RuntimeName | undefined): RuntimeName |
  * binary for, another ONNX Runtime version), onnxruntime-node's `session.run`
  * takes over and `fallback` says why. CUDA needs the C API runtime.
  */
-export function createRuntime(requested: RuntimeName | null, device: 'cpu' | 'cuda'): { runtime: Runtime; fallback: string | null } {
+export function createRuntime(requested: RuntimeName | null, device: 'cpu' | 'cuda', threads?: number): { runtime: Runtime; fallback: string | null } {
   if (requested === 'onnxruntime-node') {
     if (device === 'cuda') throw new OnnxRuntimeLibraryError("the onnxruntime-node runtime cannot bind GPU memory; CUDA runs on the C API runtime (runtime 'c-api')");
     return { runtime: new NodeRuntime(), fallback: null };
   }
   try {
-    return { runtime: new CApiRuntime(device), fallback: null };
+    return { runtime: new CApiRuntime(device, threads), fallback: null };
   } catch (error) {
     if (requested === 'c-api' || device === 'cuda') throw error;
     return { runtime: new NodeRuntime(), fallback: (error as Error).message };

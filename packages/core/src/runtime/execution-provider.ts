@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
 import { ComputeTypeMismatchError, CudaUnavailableError } from '../errors.js';
-import type { RuntimeName } from './runtime.js';
+import type { RuntimeName, ThreadPool } from './runtime.js';
 
 /** Where the graphs run. `auto` takes CUDA when ONNX Runtime's CUDA provider loads, else the CPU. */
 export type Device = 'cpu' | 'cuda' | 'auto';
@@ -14,6 +14,8 @@ export interface DeviceChoice {
   reason: string;
   /** How ONNX Runtime is driven (see `RuntimeName`); set once the graphs are open. */
   runtime?: RuntimeName;
+  /** Which intra-op thread pool the graphs run on (see `ThreadPool`); set once the graphs are open. */
+  threadPool?: ThreadPool;
 }
 
 /** Says why a device cannot run the model (converted for another one), or null. */

@@ -32,6 +32,7 @@ class NodeTensor implements Tensor {
 class NodeSession implements GraphSession {
   readonly inputs: DeclaredGraphValue[];
   readonly outputs: DeclaredGraphValue[];
+  readonly threadPool = 'per-session' as const;
   constructor(
     readonly path: string,
     readonly session: ort.InferenceSession,

@@ -40,7 +40,18 @@ export interface GraphSession {
   readonly path: string;
   readonly inputs: readonly DeclaredGraphValue[];
   readonly outputs: readonly DeclaredGraphValue[];
+  /** Whether the session runs on the intra-op pool the process's sessions share, or on a pool of its own. */
+  readonly threadPool: ThreadPool;
 }
+
+/**
+ * `shared`: the one spinning pool of the process's ONNX Runtime environment,
+ * which starts each of the dozens of graphs a token runs at once.
+ * `per-session`: a pool per graph that sleeps between runs (a model asking
+ * for another thread count than the shared pool's, or onnxruntime-node's
+ * runtime); decoding is slower.
+ */
+export type ThreadPool = 'shared' | 'per-session';
 
 /**
  * One binding of ONNX Runtime: opens graphs, hands out memory, makes tensors

@@ -4,7 +4,7 @@ import koffi from 'koffi';
 
 import { InvalidRequestError } from '../../errors.js';
 import type { DeclaredGraphValue } from '../../format/graph-shapes.js';
-import { BYTES_PER_ELEMENT, elementCount, type ElementType, type GraphSession, type MemoryBlock, type Runtime, type Tensor } from '../runtime.js';
+import { BYTES_PER_ELEMENT, elementCount, type ElementType, type GraphSession, type MemoryBlock, type Runtime, type Tensor, type ThreadPool } from '../runtime.js';
 import { keepOnnxRuntimeTelemetryOff } from '../telemetry.js';
 import type { SessionSettings } from '../session-options.js';
 import { loadCudaLibrary, type CudaLibrary } from './cuda-library.js';
@@ -29,6 +29,8 @@ export const SPIN_ENV = 'SKIPGEN_ORT_SPIN';
 
 /** Whether the process's ONNX Runtime environment has the shared thread pool (false once a session found it has not). */
 let processEnvHasSharedPool = true;
+/** The shared pool's threads when it was made with a count (null: ONNX Runtime's default, one per physical core). */
+let processEnvThreads: number | null = null;
 /** ONNX Runtime's environment is one per process: created with the first runtime and kept for the process's life. */
 let processEnv: OrtHandle;
 
@@ -52,17 +54,18 @@ export function prepareOnnxRuntime(options: PrepareOnnxRuntimeOptions = {}): voi
     throw new InvalidRequestError('threads', `must be an integer ≥ 1, got ${String(threads)}`);
   }
   keepOnnxRuntimeTelemetryOff();
-  sharedEnvironment(loadOrtCApi(), threads ?? 0);
+  sharedEnvironment(loadOrtCApi(), threads);
 }
 
-function sharedEnvironment(api: OrtCApi, threads = 0): OrtHandle {
+function sharedEnvironment(api: OrtCApi, threads: number | undefined): OrtHandle {
   if (processEnv) return processEnv;
   const threading = api.create('CreateThreadingOptions');
   try {
-    api.check('SetGlobalIntraOpNumThreads', threading, threads);
+    api.check('SetGlobalIntraOpNumThreads', threading, threads ?? 0);
     api.check('SetGlobalInterOpNumThreads', threading, 1);
     api.check('SetGlobalSpinControl', threading, process.env[SPIN_ENV] === '0' ? 0 : 1);
     processEnv = api.create('CreateEnvWithGlobalThreadPools', ORT_LOGGING_LEVEL_ERROR, 'skipgen', threading);
+    processEnvThreads = threads ?? null;
     return processEnv;
   } finally {
     api.fn.ReleaseThreadingOptions(threading);
@@ -104,6 +107,7 @@ class CApiSession implements GraphSession {
     readonly binding: OrtHandle,
     readonly inputs: readonly DeclaredGraphValue[],
     readonly outputs: readonly DeclaredGraphValue[],
+    readonly threadPool: ThreadPool,
   ) {}
 }
 
@@ -127,10 +131,18 @@ export class CApiRuntime implements Runtime {
   private readonly cuda: CudaLibrary | null;
   private disposed = false;
 
-  constructor(readonly device: 'cpu' | 'cuda') {
+  /**
+   * `threads`: the intra-op threads the first model asks for. They size the
+   * shared pool when this is the process's first runtime; sessions that ask
+   * for another count get pools of their own.
+   */
+  constructor(
+    readonly device: 'cpu' | 'cuda',
+    threads?: number,
+  ) {
     keepOnnxRuntimeTelemetryOff();
     this.api = loadOrtCApi();
-    this.env = sharedEnvironment(this.api);
+    this.env = sharedEnvironment(this.api, threads);
     this.runOptions = this.api.create('CreateRunOptions');
     this.allocator = this.api.create('GetAllocatorWithDefaultOptions');
     this.cpuInfo = this.api.create('CreateCpuMemoryInfo', ORT_ARENA_ALLOCATOR, ORT_MEM_TYPE_DEFAULT);
@@ -143,11 +155,12 @@ export class CApiRuntime implements Runtime {
    * spinning: the engine runs one graph after another, dozens per token, and
    * a shared pool whose threads spin between them starts each graph at once,
    * where per-session pools (which must not spin, or the idle ones fight the
-   * running one for the cores) wake a sleeping thread every time. Models
-   * loaded with their own `threads` get per-session pools.
+   * running one for the cores) wake a sleeping thread every time. Sessions
+   * asking for a thread count other than the shared pool's get per-session
+   * pools.
    */
-  private get sharedPool(): boolean {
-    return processEnvHasSharedPool;
+  private sharesPool(threads: number | undefined): boolean {
+    return processEnvHasSharedPool && (threads === undefined || threads === processEnvThreads);
   }
 
   /** The ONNX Runtime version driven. */
@@ -161,7 +174,7 @@ export class CApiRuntime implements Runtime {
     try {
       api.check('SetSessionGraphOptimizationLevel', options, ORT_ENABLE_ALL);
       api.check('SetSessionExecutionMode', options, ORT_SEQUENTIAL);
-      const shared = this.sharedPool && !settings.threads;
+      const shared = this.sharesPool(settings.threads);
       if (shared) {
         api.check('DisablePerSessionThreads', options);
       } else {
@@ -183,7 +196,7 @@ export class CApiRuntime implements Runtime {
         return await this.open(path, settings, quiet);
       }
       const binding = api.create('CreateIoBinding', handle);
-      return new CApiSession(path, handle, binding, this.declared(handle, 'Input'), this.declared(handle, 'Output'));
+      return new CApiSession(path, handle, binding, this.declared(handle, 'Input'), this.declared(handle, 'Output'), shared ? 'shared' : 'per-session');
     } finally {
       api.fn.ReleaseSessionOptions(options);
     }
