@@ -30,7 +30,7 @@ export interface ServerOptions {
   maxQueue?: number;
   /** `--slot-tokens`: tokens per request, prompt and completion together. Default min(the model's context, 4096). */
   slotTokens?: number;
-  /** `--threads`: intra-op threads per ONNX Runtime session. Default one per core. */
+  /** `--threads`: intra-op threads of the pool the model's graphs share. Default one per core. */
   threads?: number;
   /** Largest request body in bytes; larger ones get 413. Default 1 MiB. */
   bodyLimit?: number;

@@ -72,7 +72,7 @@ export function benchCommand(): Command {
     .option('--new-tokens <n>', 'tokens generated per run', integer(2), 64)
     .option('--repeats <n>', 'timed repeats per configuration', integer(1), 5)
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'auto']).default('cpu'))
-    .option('--threads <n>', 'intra-op threads per session', threadCount)
+    .option('--threads <n>', 'intra-op threads of the pool every graph shares (default: one per core)', threadCount)
     .option('--contexts <lengths>', 'instead: full-depth decode step cost after prompts of these lengths, e.g. 32,1024; with --peer: race at each of these prompt lengths', integerList)
     .option(
       '--speculative',
@@ -167,9 +167,9 @@ export function benchCommand(): Command {
         console.log(flags.json ? JSON.stringify(rows, null, 2) : contextTable(rows));
         return;
       }
-      // Before any model is loaded, on the threads the model sessions get.
-      // The probe opens onnxruntime-node sessions; skipgen's environment (its shared thread pool) must exist first.
-      prepareOnnxRuntime();
+      // The probe opens onnxruntime-node sessions; skipgen's environment (its shared thread pool, of the threads the
+      // model sessions get) must exist first.
+      prepareOnnxRuntime(flags.threads !== undefined ? { threads: flags.threads } : {});
       log(`measuring memory bandwidth (ReduceSum over ${flags.bandwidthMib} MiB)…`);
       const bandwidth = await measureMemoryBandwidth({ mebibytes: flags.bandwidthMib, threads: flags.threads, runs: 15 });
       const options: BenchOptions = {

@@ -53,7 +53,7 @@ export function generateCommand(): Command {
     .option('--seed <n>', 'sampling seed (same seed, same text)', integer(0))
     .option('--stop <text>', 'stop string (repeatable)', collect)
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda', 'auto']).default('auto'))
-    .option('--threads <n>', 'intra-op threads per ONNX Runtime session (default: one per core)', threadCount)
+    .option('--threads <n>', 'intra-op threads of the pool every graph shares (default: one per core)', threadCount)
     .option('--cache-tokens <n>', 'KV cache size in tokens (default: the prompt plus --max-new-tokens)', integer(1))
     .option('--json', 'print one JSON object: ids (generated, prompt excluded), text, stats')
     .option('--speculative', 'lossless: draft with the --policy skip policy, verify every token at full depth (the text full depth gives, faster)')

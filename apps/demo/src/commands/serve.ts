@@ -43,7 +43,7 @@ export function serveCommand(): Command {
     .option('--max-batch <n>', 'sequences decoded together (the KV cache slots)', integer(1, 1024), SERVER_DEFAULTS.maxBatch)
     .option('--max-queue <n>', 'requests waiting at most; more get 429', integer(0), SERVER_DEFAULTS.maxQueue)
     .option('--slot-tokens <n>', "tokens per request, prompt and completion together (default: the model's context, at most 4096)", integer(2))
-    .option('--threads <n>', 'intra-op threads per ONNX Runtime session (default: one per core)', threadCount)
+    .option('--threads <n>', 'intra-op threads of the pool every graph shares (default: one per core)', threadCount)
     .option('--revision <rev>', 'Hub revision (branch, tag or commit) of a repo id')
     .option('--hf-token <token>', 'Hugging Face token for gated or private repos')
     .option('--cache-dir <dir>', 'where converted checkpoints are kept');

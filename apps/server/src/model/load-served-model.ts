@@ -17,7 +17,7 @@ export interface LoadServedModelOptions extends Omit<ModelSpecOptions, 'compute'
   maxQueue: number;
   /** Tokens per request (prompt and completion); default min(the model's context, 4096). */
   slotTokens?: number;
-  /** Intra-op threads per ONNX Runtime session; default one per core. */
+  /** Intra-op threads of the pool the model's graphs share; default one per core. */
   threads?: number;
   /** Told the size of every decode step. */
   onDecodeStep: (rows: number) => void;
