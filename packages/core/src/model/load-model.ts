@@ -30,9 +30,10 @@ export interface LoadModelOptions {
   /**
    * Intra-op threads, 1 to 4 per core; default one per (physical) core. The
    * first model of a process (or `prepareOnnxRuntime({ threads })` before it)
-   * sizes the spinning pool every graph shares; a model asking for another
-   * count later gets a pool per graph, which decodes slower
-   * (`model.device.threadPool` says which).
+   * sizes the spinning pool every graph shares, and later models that name
+   * no count share it as it is; a model asking for another count later gets
+   * a pool per graph, which decodes slower (`model.device.threadPool` says
+   * which).
    */
   threads?: number;
   /** Prompt tokens per prefill step; longer prompts run in chunks. Default 256. */
