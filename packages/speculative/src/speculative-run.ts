@@ -136,7 +136,8 @@ class SpeculativeDecoder {
         confidence = q[token]!;
       } else {
         token = this.greedy(logits, context);
-        confidence = softmaxAt(logits, token);
+        // A pass over the vocabulary per draft token, only when a stop can come of it.
+        confidence = this.minDraftConfidence > 0 ? softmaxAt(logits, token) : 1;
       }
       drafts.push(token);
       context.push(token);
