@@ -10,7 +10,7 @@ import { runBench, type BenchRow } from '../bench/run-bench.js';
 /** What the GPU check found: the greedy comparison and the bench. */
 export interface GpuCheckReport {
   device: string;
-  /** One per prompt and policy: tokens identical before the runs parted (all when they did not). */
+  /** One per weight format, policy and prompt: tokens identical before the runs parted (all when they did not). */
   greedy: GreedyComparison[];
   bench: BenchRow[];
 }
@@ -36,8 +36,8 @@ export const NEAR_TIE = 2e-2;
 
 /**
  * The CUDA check: for each weight format, converts a preset twice (float32
- * compute for the CPU, float16 for CUDA, the same stored or quantized
- * weights), checks that CUDA's greedy ids are the CPU's (parting only at
+ * compute for the CPU, float16 for CUDA; int8/int4 quantized the same way
+ * for both), checks that CUDA's greedy ids are the CPU's (parting only at
  * near-ties), then benches each CUDA model at batch 1 and 8, full depth and
  * unified at the targets.
  */
